@@ -1,0 +1,44 @@
+"""The DataSource contract."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+import pandas as pd
+
+from marvel.schemas import RAW_COLUMNS, RAW_NUMERIC, RAW_TEXT
+
+
+class DataSource(ABC):
+    """Loads raw character rows.
+
+    `load()` returns a DataFrame with exactly `RAW_COLUMNS`: text columns as pandas ``object`` dtype holding
+    ``str`` or missing (``None``/NaN), numeric columns as ``float64`` with NaN for missing (or, where some
+    cells do not parse, as the text read, so validation can quarantine those rows with the value). Validation and
+    quarantine happen in the engine, not here, so a source never drops a row.
+    """
+
+    #: a short description for run summaries and MLflow dataset sources
+    description: str = ""
+
+    @abstractmethod
+    def load(self) -> pd.DataFrame: ...
+
+
+def conform(df: pd.DataFrame) -> pd.DataFrame:
+    """Put a frame into the raw contract's column order and dtypes (text as object, numbers as float)."""
+    out = pd.DataFrame(index=df.index)
+    for col in RAW_TEXT:
+        s = df[col] if col in df else pd.Series(None, index=df.index, dtype=object)
+        out[col] = s.astype(object).where(s.notna(), None)
+    for col in RAW_NUMERIC:
+        s = df[col] if col in df else pd.Series(np.nan, index=df.index)
+        parsed = pd.to_numeric(s, errors="coerce").astype("float64")
+        if (s.notna() & parsed.isna()).any():
+            # keep the text of a column with unparseable cells: validation quarantines those rows with
+            # the value in the reason, rather than turning it into a silent NaN here
+            out[col] = s.astype(object).where(s.notna(), None).map(lambda v: v if v is None else str(v))
+        else:
+            out[col] = parsed
+    return out[RAW_COLUMNS]

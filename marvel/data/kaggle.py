@@ -1,0 +1,43 @@
+"""The Kaggle CSV (``data=kaggle``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from marvel.data.base import DataSource, conform
+from marvel.errors import MarvelError
+from marvel.schemas import RAW_COLUMNS
+
+HOW_TO_GET = (
+    "download it from Kaggle (mohitbansal31s/marvel-characters) as data/README.md explains, or set data.path"
+)
+
+
+class KaggleSource(DataSource):
+    """Reads every cell as text, so nothing is reinterpreted before validation sees it."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path).expanduser()
+        self.description = f"kaggle csv {self.path}"
+
+    def load(self) -> pd.DataFrame:
+        if not self.path.is_file():
+            raise MarvelError(f"data file not found: {self.path}; {HOW_TO_GET}")
+        try:
+            df = pd.read_csv(self.path, dtype=str, keep_default_na=True)
+        except pd.errors.EmptyDataError:
+            raise MarvelError(f"data file is empty: {self.path}; {HOW_TO_GET}") from None
+        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise MarvelError(
+                f"cannot parse {self.path} as CSV ({str(exc).splitlines()[0]}); {HOW_TO_GET}"
+            ) from None
+        missing = [c for c in RAW_COLUMNS if c not in df.columns]
+        if missing:
+            raise MarvelError(
+                f"{self.path} lacks the Kaggle column(s) {missing}; is it the Marvel Characters file? {HOW_TO_GET}"
+            )
+        if df.empty:
+            raise MarvelError(f"data file has a header but no rows: {self.path}; {HOW_TO_GET}")
+        return conform(df)

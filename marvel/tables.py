@@ -1,0 +1,110 @@
+"""Table stores: read, write and version named tables.
+
+`DeltaTableStore` keeps tables as Delta tables in a local folder (the `deltalake` package, no Spark), with
+Change Data Feed on, so the monitor can read only what is new. The Spark / Unity Catalog store implements
+the same `TableStore` contract, so stages never know where tables live.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+import pyarrow as pa
+
+WriteMode = Literal["overwrite", "append"]
+
+
+class TableStore(ABC):
+    """Named, versioned tables."""
+
+    @abstractmethod
+    def write(self, name: str, df: pd.DataFrame, mode: WriteMode = "overwrite") -> int:
+        """Write `df` to table `name` and return the new table version."""
+
+    @abstractmethod
+    def read(self, name: str, version: int | None = None) -> pd.DataFrame:
+        """Read table `name` (its latest version unless `version` is given)."""
+
+    @abstractmethod
+    def version(self, name: str) -> int | None:
+        """The table's current version, or None if it does not exist."""
+
+    @abstractmethod
+    def changes(self, name: str, since_version: int) -> pd.DataFrame:
+        """Rows inserted after `since_version` (exclusive), from the change data feed."""
+
+    @abstractmethod
+    def uri(self, name: str) -> str:
+        """Where the table lives, for lineage (a path or a catalog.schema.table name)."""
+
+    def exists(self, name: str) -> bool:
+        return self.version(name) is not None
+
+
+class DeltaTableStore(TableStore):
+    """Delta tables under a local folder, one sub-folder per table."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).expanduser().resolve()
+
+    def _path(self, name: str) -> Path:
+        return self.root / name
+
+    def uri(self, name: str) -> str:
+        return str(self._path(name))
+
+    def write(self, name: str, df: pd.DataFrame, mode: WriteMode = "overwrite") -> int:
+        from deltalake import write_deltalake
+
+        path = self._path(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = pa.Table.from_pandas(df, preserve_index=False)
+        exists = self.exists(name)
+        write_deltalake(
+            str(path),
+            data,
+            mode=mode,
+            # Change Data Feed is set when the table is created, as `delta.enableChangeDataFeed` on Databricks.
+            configuration=None if exists else {"delta.enableChangeDataFeed": "true"},
+            # overwrite replaces the schema too (a new feature set may change the columns); append must match
+            schema_mode="overwrite" if (exists and mode == "overwrite") else None,
+        )
+        version = self.version(name)
+        assert version is not None
+        return version
+
+    def read(self, name: str, version: int | None = None) -> pd.DataFrame:
+        from deltalake import DeltaTable
+
+        if not self.exists(name):
+            from marvel.errors import MarvelError
+
+            raise MarvelError(
+                f"table '{name}' does not exist in {self.root}: run the stage that writes it first "
+                "(e.g. python -m marvel stages=[process])"
+            )
+        table = DeltaTable(str(self._path(name)), version=version)
+        return table.to_pandas()
+
+    def version(self, name: str) -> int | None:
+        from deltalake import DeltaTable
+
+        path = self._path(name)
+        if not DeltaTable.is_deltatable(str(path)):
+            return None
+        return DeltaTable(str(path)).version()
+
+    def changes(self, name: str, since_version: int) -> pd.DataFrame:
+        from deltalake import DeltaTable
+
+        current = self.version(name)
+        if current is None or current <= since_version:
+            return pd.DataFrame()
+        reader = DeltaTable(str(self._path(name))).load_cdf(starting_version=since_version + 1)
+        df = pa.RecordBatchReader.from_stream(reader).read_all().to_pandas()
+        return df[df["_change_type"] == "insert"].drop(
+            columns=["_change_type", "_commit_version", "_commit_timestamp"]
+        )
