@@ -1,0 +1,61 @@
+"""Checks an environment makes before a run touches anything (``env.preflight``)."""
+
+from __future__ import annotations
+
+import configparser
+import os
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from marvel.errors import MarvelError
+
+
+class LocalPreflight:
+    """Local runs need nothing but a writable folder."""
+
+    def check(self, cfg: DictConfig) -> None:
+        root = Path(cfg.paths.root)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise MarvelError(
+                f"cannot create {root} ({exc.strerror}); set paths.root or MARVEL_HOME"
+            ) from None
+
+
+def databricks_credentials(profile: str | None) -> str | None:
+    """Where credentials come from: env vars, or the profile in ~/.databrickscfg; None if neither."""
+    if os.environ.get("DATABRICKS_HOST") and (
+        os.environ.get("DATABRICKS_TOKEN") or os.environ.get("DATABRICKS_CLIENT_ID")
+    ):
+        return "environment"
+    cfg_file = Path(os.environ.get("DATABRICKS_CONFIG_FILE", "~/.databrickscfg")).expanduser()
+    if profile and cfg_file.is_file():
+        parser = configparser.ConfigParser()
+        parser.read(cfg_file)
+        if parser.has_section(profile) and parser.get(profile, "host", fallback=None):
+            return f"profile {profile}"
+    return None
+
+
+class DatabricksPreflight:
+    """Databricks runs need credentials; `dry_run=true` plans without them."""
+
+    def __init__(self, profile: str | None = "marvelous", available: bool = False) -> None:
+        self.profile = profile
+        self.available = available
+
+    def check(self, cfg: DictConfig) -> None:
+        if cfg.get("dry_run"):
+            return
+        if databricks_credentials(self.profile) is None:
+            raise MarvelError(
+                f"no Databricks credentials for env {cfg.env.name}: set DATABRICKS_HOST and DATABRICKS_TOKEN, "
+                f"or add profile [{self.profile}] to ~/.databrickscfg (dry_run=true shows the plan without them)"
+            )
+        if not self.available:
+            raise MarvelError(
+                f"running on Databricks (env {cfg.env.name}) is not available yet; run locally without +env, "
+                "or use dry_run=true to see the plan"
+            )

@@ -1,0 +1,1 @@
+"""Models with the scikit-learn classifier API; configured in conf/model/*.yaml."""

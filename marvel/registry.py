@@ -1,0 +1,124 @@
+"""Model registry: register the basic (sklearn) and custom (pyfunc) models, and promote the challenger only
+when it is not worse than the champion on the same test set."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from mlflow.models.signature import ModelSignature
+from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
+
+import marvel
+from marvel.evaluation import better_or_equal, score
+from marvel.pyfunc import SurvivalModel
+from marvel.schemas import INPUT_COLUMNS, INPUT_OPTIONAL
+
+log = logging.getLogger(__name__)
+
+PACKAGE_DIR = str(Path(marvel.__file__).parent)
+
+
+def requirements() -> list[str]:
+    """Pinned to what trained the model; listing them avoids MLflow's slow requirement inference."""
+    names = ["mlflow", "scikit-learn", "lightgbm", "pandas", "numpy", "pyarrow", "pandera", "cloudpickle"]
+    return [f"{n}=={version(n)}" for n in names]
+
+
+def input_signature(output: bool = True) -> ModelSignature:
+    cols = [
+        ColSpec("double" if c in ("Height", "Weight") else "string", c, required=c not in INPUT_OPTIONAL)
+        for c in INPUT_COLUMNS
+    ]
+    return ModelSignature(
+        inputs=Schema(cols),
+        params=ParamSchema([ParamSpec("return_probabilities", "boolean", False)]) if not output else None,
+    )
+
+
+@dataclass
+class Registered:
+    basic_version: str
+    custom_version: str
+    promoted: bool
+    champion_version: str | None
+    champion_metric: float
+
+
+def _champion(client: Any, name: str, alias: str) -> Any | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def register_and_promote(
+    pipeline: Any,
+    *,
+    threshold: float,
+    basic_name: str,
+    custom_name: str,
+    alias: str,
+    metric: str,
+    challenger_metrics: dict[str, float],
+    X_test: pd.DataFrame,
+    y_test: np.ndarray,
+    tags: dict[str, str],
+) -> Registered:
+    import mlflow
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    champion = _champion(client, basic_name, alias)
+    champion_metric = float("nan")
+    if champion is not None:
+        try:
+            # the champion is scored on this run's test set, so both numbers speak of the same rows
+            champ = mlflow.sklearn.load_model(f"models:/{basic_name}/{champion.version}")
+            proba = champ.predict_proba(X_test)[:, 1]
+            champion_metric = score(y_test, proba, float(champion.tags.get("threshold", 0.5)))[metric]
+        except Exception as exc:  # an incompatible champion (older code) must not block a new model
+            log.warning("could not score champion v%s (%s); treating it as beaten", champion.version, exc)
+
+    basic = mlflow.sklearn.log_model(
+        pipeline,
+        name="basic_model",
+        # cloudpickle on purpose: skops refuses our processor classes and LightGBM's booster, and these
+        # artifacts are written and read only by this project's own runs
+        serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
+        registered_model_name=basic_name,
+        signature=input_signature(),
+        code_paths=[PACKAGE_DIR],
+        pip_requirements=requirements(),
+        pyfunc_predict_fn="predict_proba",
+    )
+    custom = mlflow.pyfunc.log_model(
+        name="custom_model",
+        python_model=SurvivalModel(pipeline, threshold),
+        registered_model_name=custom_name,
+        signature=input_signature(output=False),
+        code_paths=[PACKAGE_DIR],
+        pip_requirements=requirements(),
+    )
+    bv, cv = str(basic.registered_model_version), str(custom.registered_model_version)
+    version_tags = {
+        **tags,
+        "threshold": str(threshold),
+        **{k: f"{v:.6f}" for k, v in challenger_metrics.items()},
+    }
+    for name, v in ((basic_name, bv), (custom_name, cv)):
+        for k, val in version_tags.items():
+            client.set_model_version_tag(name, v, k, val)
+
+    promoted = better_or_equal(metric, challenger_metrics[metric], champion_metric)
+    if promoted:
+        client.set_registered_model_alias(basic_name, alias, bv)
+        client.set_registered_model_alias(custom_name, alias, cv)
+    return Registered(bv, cv, promoted, champion.version if champion is not None else None, champion_metric)

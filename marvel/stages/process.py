@@ -1,0 +1,104 @@
+"""Stage `process`: load raw rows, validate, quarantine what fails, split into train_set / test_set."""
+
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+from hydra.utils import instantiate
+from sklearn.model_selection import train_test_split
+
+from marvel.cards import Card
+from marvel.context import RunContext
+from marvel.data.base import DataSource
+from marvel.errors import MarvelError
+from marvel.quarantine import split_valid
+from marvel.schemas import LABELS, RAW_NUMERIC, RAW_TO_INPUT, TARGET, RawCharacters, SplitTable
+
+log = logging.getLogger(__name__)
+
+PROCESS_STATS = "process_stats"
+
+
+def to_split_rows(raw: pd.DataFrame) -> pd.DataFrame:
+    """Valid raw rows -> train/test rows: serving names, label as 1/0."""
+    rows = raw.rename(columns=RAW_TO_INPUT)[list(RAW_TO_INPUT.values())].copy()
+    rows[TARGET] = raw[TARGET].map(LABELS).astype("int64")
+    return rows
+
+
+def run(ctx: RunContext) -> dict:
+    cfg = ctx.cfg
+    source: DataSource = instantiate(cfg.data, _convert_="all")
+    log.info("loading raw rows from %s", type(source).__name__)
+    raw = source.load()
+    rows_raw = len(raw)
+    raw_version = ctx.store.write("raw", raw)
+
+    valid, quarantined = split_valid(
+        raw, RawCharacters, table="raw", stage="process", run_id=ctx.run_id, numeric=RAW_NUMERIC
+    )
+    rows = to_split_rows(valid)
+    # the split rows must satisfy the train/test contract too; anything that does not is quarantined as well
+    rows, more = split_valid(rows, SplitTable, table="split", stage="process", run_id=ctx.run_id)
+    quarantined = pd.concat([quarantined, more], ignore_index=True)
+    if len(rows) < 10 or rows[TARGET].nunique() < 2:
+        raise MarvelError(
+            f"only {len(rows)} of {rows_raw} rows are valid ({len(quarantined)} quarantined); "
+            f"see the quarantine table in {ctx.store.uri('quarantine')}"
+        )
+
+    train, test = train_test_split(
+        rows,
+        test_size=cfg.split.test_size,
+        random_state=cfg.split.seed,
+        stratify=rows[TARGET] if cfg.split.stratify else None,
+    )
+    train = train.sort_values("Id").reset_index(drop=True)
+    test = test.sort_values("Id").reset_index(drop=True)
+    versions = {
+        "raw": raw_version,
+        "train_set": ctx.store.write("train_set", SplitTable.validate(train)),
+        "test_set": ctx.store.write("test_set", SplitTable.validate(test)),
+    }
+    if len(quarantined):
+        versions["quarantine"] = ctx.store.write("quarantine", quarantined, mode="append")
+    else:
+        versions["quarantine"] = ctx.store.version("quarantine") if ctx.store.exists("quarantine") else -1
+    stats = {
+        "rows_raw": rows_raw,
+        "rows_quarantined": len(quarantined),
+        "rows_train": len(train),
+        "rows_test": len(test),
+    }
+    assert stats["rows_raw"] == stats["rows_quarantined"] + stats["rows_train"] + stats["rows_test"], stats
+    record = pd.DataFrame(
+        [
+            {
+                **stats,
+                **{f"version_{k}": v for k, v in versions.items()},
+                "run_id": ctx.run_id,
+                "source": getattr(source, "description", type(source).__name__),
+                "processed_at": pd.Timestamp.now(tz="UTC").tz_localize(None),
+            }
+        ]
+    )
+    ctx.store.write(PROCESS_STATS, record, mode="append")
+    ctx.state["process"] = stats
+
+    card = Card("process", "Processing: raw rows to train and test tables")
+    card.table("Rows", {**stats, "alive rate (train)": round(float(train[TARGET].mean()), 4)})
+    card.table("Table versions", {k: f"{ctx.store.uri(k)} @ v{v}" for k, v in versions.items()})
+    if len(quarantined):
+        reasons = quarantined["reason"].str.split(": ").str[0].value_counts().to_dict()
+        card.table("Quarantined rows by column", reasons)
+        card.text(
+            "First quarantined rows", quarantined[["row_index", "reason"]].head(20).to_string(index=False)
+        )
+    ctx.tracker.log_card(card)
+    ctx.tracker.log_metrics(stats)
+    log.info(
+        "rows: raw %(rows_raw)d = quarantined %(rows_quarantined)d + train %(rows_train)d + test %(rows_test)d",
+        stats,
+    )
+    return {**stats, "versions": versions}

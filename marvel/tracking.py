@@ -1,0 +1,79 @@
+"""MLflow: where runs and models go, and what every run records about itself."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import warnings
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=5, check=True)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def run_tags(cfg: DictConfig) -> dict[str, str]:
+    """git_sha / branch / job_run_id: from config (a Databricks job passes them) or from the checkout."""
+    run = cfg.get("run", {}) or {}
+    return {
+        "git_sha": str(run.get("git_sha") or _git("rev-parse", "HEAD") or "unknown"),
+        "branch": str(run.get("branch") or _git("rev-parse", "--abbrev-ref", "HEAD") or "unknown"),
+        "job_run_id": str(run.get("job_run_id") or "local"),
+        "env": str(cfg.env.name),
+    }
+
+
+def configure(cfg: DictConfig) -> None:
+    """Point MLflow at the env's tracking server and registry; quiet its chatter."""
+    import mlflow
+
+    env = cfg.env
+    for path in env.get("local_dirs") or []:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(env.tracking_uri)
+    mlflow.set_registry_uri(env.registry_uri)
+    # MLflow warns about things that are deliberate here (cloudpickle, pinned requirements)
+    warnings.filterwarnings("ignore", module="mlflow")
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def experiment_id(name: str, artifact_location: str | None) -> str:
+    import mlflow
+
+    found = mlflow.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    location = Path(artifact_location).resolve().as_uri() if artifact_location else None
+    return mlflow.create_experiment(name, artifact_location=location)
+
+
+def resolved_config(cfg: DictConfig) -> dict[str, Any]:
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def flat_params(cfg: DictConfig) -> dict[str, str]:
+    """The parts a person compares runs by, flattened (`model.params.max_depth` -> `model.max_depth`)."""
+    out: dict[str, str] = {
+        "data": str(cfg.data.get("_target_", "")),
+        "features": str(cfg.features.get("_target_", "")),
+        "model": str(cfg.model.name),
+        "seed": str(cfg.seed),
+        "split.test_size": str(cfg.split.test_size),
+        "model.threshold": str(cfg.model.get("threshold", 0.5)),
+    }
+    for k, v in (OmegaConf.to_container(cfg.model.params, resolve=True) or {}).items():  # type: ignore[union-attr]
+        out[f"model.{k}"] = str(v)
+    for k, v in cfg.features.items():
+        if k != "_target_":
+            out[f"features.{k}"] = str(v)
+    return out
