@@ -161,3 +161,24 @@ class Features(pa.DataFrameModel):
 def empty(model: type[pa.DataFrameModel]) -> pd.DataFrame:
     """An empty frame with the model's columns and dtypes."""
     return model.to_schema().coerce_dtype(pd.DataFrame(columns=list(model.to_schema().columns)))
+
+
+class InferenceLog(pa.DataFrameModel):
+    """`custom_model_payload`: one row per request, the columns of a Databricks inference table, plus which
+    model, version and A/B variant answered. Written by the serving layer, read by the monitor."""
+
+    databricks_request_id: Series[str] = pa.Field(unique=True)
+    client_request_id: Series[str] = pa.Field(nullable=True)
+    date: Series[pd.Timestamp]  # the request's UTC day (midnight), as Databricks' DATE column
+    timestamp_ms: Series[np.int64] = pa.Field(gt=0)
+    status_code: Series[np.int64] = pa.Field(ge=100, le=599)
+    execution_duration_ms: Series[np.int64] = pa.Field(ge=0)
+    request: Series[str]  # the request body as JSON
+    response: Series[str]  # the response body as JSON
+    served_model_name: Series[str] = pa.Field(nullable=True)
+    served_model_version: Series[str] = pa.Field(nullable=True)
+    variant: Series[str] = pa.Field(nullable=True)
+
+    class Config:
+        strict = True
+        coerce = True

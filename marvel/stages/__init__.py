@@ -10,6 +10,8 @@ from typing import Any
 STAGES: dict[str, str] = {
     "process": "marvel.stages.process:run",
     "train": "marvel.stages.train:run",
+    "deploy": "marvel.stages.deploy:run",
+    "monitor": "marvel.stages.monitor:run",
 }
 
 
