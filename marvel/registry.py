@@ -21,6 +21,7 @@ from marvel.schemas import INPUT_COLUMNS, INPUT_OPTIONAL
 
 log = logging.getLogger(__name__)
 
+CHALLENGER_ALIAS = "challenger"
 PACKAGE_DIR = str(Path(marvel.__file__).parent)
 
 
@@ -117,6 +118,10 @@ def register_and_promote(
         for k, val in version_tags.items():
             client.set_model_version_tag(name, v, k, val)
 
+    # every new version is the challenger (deploy=ab serves it beside the champion); the champion alias moves
+    # only when the challenger is not worse
+    for name, v in ((basic_name, bv), (custom_name, cv)):
+        client.set_registered_model_alias(name, CHALLENGER_ALIAS, v)
     promoted = better_or_equal(metric, challenger_metrics[metric], champion_metric)
     if promoted:
         client.set_registered_model_alias(basic_name, alias, bv)
