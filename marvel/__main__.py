@@ -13,6 +13,11 @@ def _one_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+def _fail(message: str, code: int) -> None:
+    print(f"marvel: {message}", file=sys.stderr, flush=True)
+    sys.exit(code)
+
+
 def main() -> None:
     import hydra
     from hydra.errors import HydraException
@@ -21,35 +26,37 @@ def main() -> None:
 
     from marvel.errors import MarvelError
 
+    # We report errors ourselves, as one line (MARVEL_DEBUG=1 shows the traceback).
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    debug = os.environ.get("MARVEL_DEBUG") == "1"
+
     @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
     def _app(cfg: DictConfig) -> float | None:
         from hydra.core.hydra_config import HydraConfig
 
         from marvel.engine import run
 
-        results = run(cfg, out_dir=HydraConfig.get().runtime.output_dir)
+        try:
+            results = run(cfg, out_dir=HydraConfig.get().runtime.output_dir)
+        except MarvelError as exc:
+            # exit here, inside the job: past this point Hydra would add its own "Error executing job" line
+            if debug:
+                raise
+            _fail(_one_line(exc), exc.exit_code)
         # a sweep's optimiser reads the returned value; plain runs ignore it
         train = results.get("train") or {}
         return (train.get("metrics") or {}).get(cfg.promotion.metric)
 
-    # We report errors ourselves, as one line (MARVEL_DEBUG=1 shows the traceback).
-    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
-    debug = os.environ.get("MARVEL_DEBUG") == "1"
     try:
         _app()
     except MarvelError as exc:
         if debug:
             raise
-        print(f"marvel: {_one_line(exc)}", file=sys.stderr)
-        sys.exit(exc.exit_code)
+        _fail(_one_line(exc), exc.exit_code)
     except (HydraException, OmegaConfBaseException) as exc:
         if debug:
             raise
-        print(
-            f"marvel: bad configuration: {_one_line(exc)} (python -m marvel --help lists the options)",
-            file=sys.stderr,
-        )
-        sys.exit(2)
+        _fail(f"bad configuration: {_one_line(exc)} (python -m marvel --help lists the options)", 2)
 
 
 if __name__ == "__main__":

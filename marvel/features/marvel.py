@@ -99,7 +99,12 @@ class MarvelProcessor(SeedProcessor):
         r = to_records(X)
         yy = np.asarray(y, dtype=float)
         oof = np.zeros(len(r))
-        folds = StratifiedKFold(self.n_folds, shuffle=True, random_state=self.random_state)
+        # with fewer rows of a class than folds there is no honest out-of-fold estimate: encode nothing
+        n_folds = min(self.n_folds, int(np.bincount(yy.astype(int), minlength=2).min()))
+        if n_folds < 2:
+            out["creator_alive_rate"] = oof
+            return out
+        folds = StratifiedKFold(n_folds, shuffle=True, random_state=self.random_state)
         for fit_idx, enc_idx in folds.split(np.zeros(len(yy)), yy.astype(int)):
             table, prior = self._creator_table(r["Creators"].iloc[fit_idx], yy[fit_idx])
             oof[enc_idx] = self._creator_score(r["Creators"].iloc[enc_idx], table, prior).to_numpy()

@@ -9,6 +9,7 @@ from hydra.utils import instantiate
 from sklearn.model_selection import train_test_split
 
 from marvel.cards import Card
+from marvel.compute import compute_for
 from marvel.context import RunContext
 from marvel.data.base import DataSource
 from marvel.errors import MarvelError
@@ -27,25 +28,39 @@ def to_split_rows(raw: pd.DataFrame) -> pd.DataFrame:
     return rows
 
 
-def run(ctx: RunContext) -> dict:
-    cfg = ctx.cfg
-    source: DataSource = instantiate(cfg.data, _convert_="all")
-    log.info("loading raw rows from %s", type(source).__name__)
-    raw = source.load()
-    rows_raw = len(raw)
-    raw_version = ctx.store.write("raw", raw)
-
+def validate_rows(raw: pd.DataFrame, run_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Raw rows -> (valid train/test rows, quarantined rows). Spark runs this same code per partition."""
     valid, quarantined = split_valid(
-        raw, RawCharacters, table="raw", stage="process", run_id=ctx.run_id, numeric=RAW_NUMERIC
+        raw, RawCharacters, table="raw", stage="process", run_id=run_id, numeric=RAW_NUMERIC
     )
     rows = to_split_rows(valid)
-    # the split rows must satisfy the train/test contract too; anything that does not is quarantined as well
-    rows, more = split_valid(rows, SplitTable, table="split", stage="process", run_id=ctx.run_id)
-    quarantined = pd.concat([quarantined, more], ignore_index=True)
+    if len(rows):
+        # the split rows must satisfy the train/test contract too; whatever does not is quarantined as well
+        rows, more = split_valid(rows, SplitTable, table="split", stage="process", run_id=run_id)
+        quarantined = pd.concat([quarantined, more], ignore_index=True)
+    return rows, quarantined
+
+
+def run(ctx: RunContext) -> dict:
+    cfg = ctx.cfg
+    compute = compute_for(cfg)
+    source: DataSource = instantiate(cfg.data, _convert_="all")
+    log.info("loading raw rows from %s on %s", type(source).__name__, compute.name)
+    raw = compute.load(source)
+    rows_raw = compute.count(raw)
+    raw_version = ctx.store.write("raw", raw)
+
+    rows, quarantined = compute.validate(raw, ctx.run_id)
+    # quarantined rows are written before anything else can fail, so they are never lost
+    if len(quarantined):
+        quarantine_version = ctx.store.write("quarantine", quarantined, mode="append")
+    else:
+        quarantine_version = ctx.store.version("quarantine") if ctx.store.exists("quarantine") else -1
     if len(rows) < 10 or rows[TARGET].nunique() < 2:
+        top = quarantined["reason"].value_counts().index[0] if len(quarantined) else "none"
         raise MarvelError(
-            f"only {len(rows)} of {rows_raw} rows are valid ({len(quarantined)} quarantined); "
-            f"see the quarantine table in {ctx.store.uri('quarantine')}"
+            f"only {len(rows)} of {rows_raw} rows are valid, too few to train ({len(quarantined)} quarantined, "
+            f"most often for {top!r}); fix the input, the rows are in {ctx.store.uri('quarantine')}"
         )
 
     train, test = train_test_split(
@@ -61,10 +76,7 @@ def run(ctx: RunContext) -> dict:
         "train_set": ctx.store.write("train_set", SplitTable.validate(train)),
         "test_set": ctx.store.write("test_set", SplitTable.validate(test)),
     }
-    if len(quarantined):
-        versions["quarantine"] = ctx.store.write("quarantine", quarantined, mode="append")
-    else:
-        versions["quarantine"] = ctx.store.version("quarantine") if ctx.store.exists("quarantine") else -1
+    versions["quarantine"] = quarantine_version
     stats = {
         "rows_raw": rows_raw,
         "rows_quarantined": len(quarantined),

@@ -1,0 +1,117 @@
+"""The whole training lifecycle end to end, against real MLflow (SQLite) and real Delta tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from marvel.tables import DeltaTableStore
+from test_features import RAW_EXAMPLE, SERVING_EXAMPLE
+
+pytestmark = pytest.mark.slow
+
+BASIC = "marvel_character_model_basic"
+CUSTOM = "marvel_character_model_custom"
+
+
+def test_default_run_end_to_end(run_marvel, marvel_home: Path) -> None:
+    results = run_marvel()
+    rows = results["process"]
+    assert rows["rows_raw"] == 2000
+    assert rows["rows_raw"] == rows["rows_quarantined"] + rows["rows_train"] + rows["rows_test"]
+
+    store = DeltaTableStore(marvel_home / "lake")
+    for table in ("raw", "train_set", "test_set", "process_stats"):
+        assert store.exists(table), table
+    assert len(store.read("train_set")) == rows["rows_train"]
+    # Change Data Feed is on, so the monitor can read only what is new
+    from deltalake import DeltaTable
+
+    assert DeltaTable(store.uri("train_set")).metadata().configuration["delta.enableChangeDataFeed"] == "true"
+
+    client = MlflowClient()
+    run = client.get_run(results["run_id"])
+    m = run.data.metrics
+    for name in ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss"):
+        assert name in m and f"baseline_{name}" in m
+    assert m["rows_raw"] == m["rows_quarantined"] + m["rows_train"] + m["rows_test"]
+    assert m["baseline_roc_auc"] == 0.5
+    assert {"git_sha", "branch", "job_run_id"} <= set(run.data.tags)
+    assert run.data.params["model"] == "lightgbm" and run.data.params["model.max_depth"] == "6"
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config.yaml", "plots", "cards"} <= artifacts
+    plots = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert {"roc_curve.png", "confusion_matrix.png"} <= plots
+    # lineage: the exact table versions read
+    inputs = {d.dataset.name for d in run.inputs.dataset_inputs}
+    assert inputs == {f"train_set@v{store.version('train_set')}", f"test_set@v{store.version('test_set')}"}
+
+    # the registered pipeline takes character records: both the source platform's example and a raw record
+    records = pd.DataFrame([SERVING_EXAMPLE, RAW_EXAMPLE])
+    basic = mlflow.sklearn.load_model(f"models:/{BASIC}@latest-model")
+    proba = basic.predict_proba(records)
+    assert proba.shape == (2, 2) and np.allclose(proba.sum(axis=1), 1)
+    custom = mlflow.pyfunc.load_model(f"models:/{CUSTOM}@latest-model")
+    answer = custom.predict(records)
+    assert set(answer["Survival prediction"]) <= {"alive", "dead"} and len(answer["Survival prediction"]) == 2
+    with_p = custom.predict(records, params={"return_probabilities": True})
+    assert np.allclose(with_p["Probability alive"], proba[:, 1], atol=1e-6)
+    assert str(client.get_model_version_by_alias(BASIC, "latest-model").version) == "1"
+    assert results["train"]["promoted"] and results["train"]["champion_version"] is None
+
+
+def test_worse_challenger_is_not_promoted(run_marvel) -> None:
+    first = run_marvel()
+    assert first["train"]["promoted"]
+    # a new model is a new class + config: here a constant predictor, which cannot beat the champion's AUC
+    worse = run_marvel(
+        "model.name=constant",
+        "model.estimator._target_=sklearn.dummy.DummyClassifier",
+        "~model.params",
+        "+model.params.strategy=prior",
+    )
+    train = worse["train"]
+    assert train["metrics"]["roc_auc"] == 0.5
+    assert train["champion_metric"] == pytest.approx(first["train"]["metrics"]["roc_auc"])
+    assert not train["promoted"]
+    client = MlflowClient()
+    assert str(client.get_model_version_by_alias(BASIC, "latest-model").version) == "1"
+    assert str(client.get_model_version_by_alias(CUSTOM, "latest-model").version) == "1"
+    assert str(client.get_model_version_by_alias(BASIC, "challenger").version) == "2"
+    assert client.get_run(worse["run_id"]).data.tags["promoted"] == "false"
+
+
+def test_stages_run_separately_share_tables(run_marvel) -> None:
+    processed = run_marvel("stages=[process]")
+    assert "train" not in processed
+    trained = run_marvel("stages=[train]")
+    # the train run accounts for the rows of the processing that made its tables
+    assert trained["train"]["rows"] == {k: processed["process"][k] for k in trained["train"]["rows"]}
+
+
+def test_bad_rows_are_quarantined_and_counted(run_marvel, marvel_home: Path) -> None:
+    results = run_marvel("data.dirty_rate=0.05")
+    rows = results["process"]
+    assert rows["rows_quarantined"] > 0
+    assert rows["rows_raw"] == rows["rows_quarantined"] + rows["rows_train"] + rows["rows_test"]
+    q = DeltaTableStore(marvel_home / "lake").read("quarantine")
+    assert len(q) == rows["rows_quarantined"]
+    assert q["reason"].str.len().gt(0).all() and (q["run_id"] == results["run_id"]).all()
+
+
+@pytest.mark.real_data
+def test_real_sample_marvel_features_beat_seed(run_marvel, real_data: Path) -> None:
+    data = ["data=kaggle", f"data.path={real_data}"]
+    seed = run_marvel(*data, "features=seed", fast=False)["train"]
+    ours = run_marvel(*data, fast=False)["train"]
+    rows = seed["rows"]
+    assert rows["rows_raw"] == rows["rows_quarantined"] + rows["rows_train"] + rows["rows_test"]
+    assert rows["rows_quarantined"] >= 2  # the sample's "Ghost" and "Unknown" characters, kept aside
+    assert ours["metrics"]["roc_auc"] > seed["metrics"]["roc_auc"] + 0.03
+    assert ours["metrics"]["log_loss"] < seed["metrics"]["log_loss"]
+    assert ours["metrics"]["log_loss"] < ours["baseline"]["log_loss"]
