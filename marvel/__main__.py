@@ -37,7 +37,9 @@ def main() -> None:
         from marvel.engine import run
 
         try:
-            results = run(cfg, out_dir=HydraConfig.get().runtime.output_dir)
+            hydra_cfg = HydraConfig.get()
+            tags = {"overrides": " ".join(hydra_cfg.overrides.task)}
+            results = run(cfg, out_dir=hydra_cfg.runtime.output_dir, extra_tags=tags)
         except MarvelError as exc:
             # exit here, inside the job: past this point Hydra would add its own "Error executing job" line
             if debug:

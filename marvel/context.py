@@ -19,9 +19,10 @@ log = logging.getLogger(__name__)
 class Tracker:
     """One MLflow run per invocation; stages log into it. Sweeps nest it under their parent run."""
 
-    def __init__(self, cfg: DictConfig, out_dir: Path) -> None:
+    def __init__(self, cfg: DictConfig, out_dir: Path, tags: dict[str, str] | None = None) -> None:
         self.cfg = cfg
         self.out_dir = out_dir
+        self.extra_tags = dict(tags or {})
         self.run_id = ""
 
     def __enter__(self) -> Tracker:
@@ -31,7 +32,7 @@ class Tracker:
         env = self.cfg.env
         exp = experiment_id(env.experiment_name, env.get("artifact_location"))
         parent = self.cfg.get("parent_run_id")
-        tags = run_tags(self.cfg)
+        tags = {**run_tags(self.cfg), **self.extra_tags}
         if parent:
             tags["mlflow.parentRunId"] = str(parent)
         self._run = mlflow.start_run(experiment_id=exp, run_name=self.cfg.get("run_name"), tags=tags)

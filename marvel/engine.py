@@ -20,9 +20,15 @@ from marvel.summary import print_summary
 log = logging.getLogger(__name__)
 
 
-def run(cfg: DictConfig, out_dir: Path | None = None) -> dict[str, Any]:
+def run(
+    cfg: DictConfig, out_dir: Path | None = None, extra_tags: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Run `cfg.stages` in order; return each stage's result by name."""
     started = time.perf_counter()
+    if cfg.get("replay"):
+        from marvel.replay import replay_config
+
+        cfg = replay_config(cfg)
     preflight = instantiate(cfg.env.preflight) if cfg.env.get("preflight") else None
     if preflight is not None:
         preflight.check(cfg)
@@ -35,7 +41,12 @@ def run(cfg: DictConfig, out_dir: Path | None = None) -> dict[str, Any]:
     out_dir = Path(out_dir or cfg.paths.outputs)
     store = instantiate(cfg.env.store)
     results: dict[str, Any] = {}
-    with Tracker(cfg, out_dir) as tracker:
+    tags = dict(extra_tags or {})
+    if cfg.get("parent_run_id"):
+        tags.setdefault("sweep_role", "job")
+    if cfg.get("replay_of"):
+        tags["replay_of"] = str(cfg.replay_of)
+    with Tracker(cfg, out_dir, tags) as tracker:
         ctx = RunContext(cfg=cfg, store=store, tracker=tracker, out_dir=out_dir)
         for name, func in funcs:
             t0 = time.perf_counter()

@@ -21,7 +21,7 @@ def format_summary(cfg: DictConfig, results: dict[str, Any]) -> str:
             )
         )
     train = results.get("train")
-    if train:
+    if train and "metrics" in train:
         lines.append(f"  {'metric':<10} {'model':>8} {'baseline':>9}")
         for m in METRICS:
             lines.append(f"  {m:<10} {train['metrics'][m]:>8.4f} {train['baseline'][m]:>9.4f}")

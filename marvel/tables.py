@@ -69,8 +69,8 @@ class DeltaTableStore(TableStore):
             mode=mode,
             # Change Data Feed is set when the table is created, as `delta.enableChangeDataFeed` on Databricks.
             configuration=None if exists else {"delta.enableChangeDataFeed": "true"},
-            # overwrite replaces the schema too (a new feature set may change the columns); append must match
-            schema_mode="overwrite" if (exists and mode == "overwrite") else None,
+            # overwrite replaces the schema (a new feature set may change the columns); append may add columns
+            schema_mode=("overwrite" if mode == "overwrite" else "merge") if exists else None,
         )
         version = self.version(name)
         assert version is not None

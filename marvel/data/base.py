@@ -25,6 +25,10 @@ class DataSource(ABC):
     @abstractmethod
     def load(self) -> pd.DataFrame: ...
 
+    def fingerprint(self) -> str:
+        """What, beyond the source's config, decides its rows (a file's size and time); "" if nothing."""
+        return ""
+
 
 def conform(df: pd.DataFrame) -> pd.DataFrame:
     """Put a frame into the raw contract's column order and dtypes (text as object, numbers as float)."""

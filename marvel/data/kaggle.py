@@ -22,6 +22,10 @@ class KaggleSource(DataSource):
         self.path = Path(path).expanduser()
         self.description = f"kaggle csv {self.path}"
 
+    def fingerprint(self) -> str:
+        stat = self.path.stat() if self.path.is_file() else None
+        return f"{stat.st_size}:{stat.st_mtime_ns}" if stat else "missing"
+
     def load(self) -> pd.DataFrame:
         if not self.path.is_file():
             raise MarvelError(f"data file not found: {self.path}; {HOW_TO_GET}")

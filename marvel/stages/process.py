@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
+import mlflow
 import pandas as pd
 from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
 from sklearn.model_selection import train_test_split
 
+import marvel
 from marvel.cards import Card
 from marvel.compute import compute_for
 from marvel.context import RunContext
@@ -41,10 +50,68 @@ def validate_rows(raw: pd.DataFrame, run_id: str) -> tuple[pd.DataFrame, pd.Data
     return rows, quarantined
 
 
+def fingerprint(cfg: DictConfig, source: DataSource) -> str:
+    """Equal for runs whose train/test tables would be equal: same data and split config, same code."""
+    spec = {
+        "data": OmegaConf.to_container(cfg.data, resolve=True),
+        "split": OmegaConf.to_container(cfg.split, resolve=True),
+        "source": source.fingerprint(),
+        "marvel": marvel.__version__,
+    }
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _reuse(ctx: RunContext, fp: str) -> dict | None:
+    """The stats and versions of an earlier processing with this fingerprint, if the store has one."""
+    if not ctx.store.exists(PROCESS_STATS):
+        return None
+    stats = ctx.store.read(PROCESS_STATS)
+    if "fingerprint" not in stats.columns:
+        return None
+    hits = stats[stats["fingerprint"] == fp].sort_values("processed_at")
+    if hits.empty:
+        return None
+    hit = hits.iloc[-1]
+    counts = {k: int(hit[k]) for k in ("rows_raw", "rows_quarantined", "rows_train", "rows_test")}
+    versions = {k: int(hit[f"version_{k}"]) for k in ("raw", "train_set", "test_set", "quarantine")}
+    return {**counts, "versions": versions, "reused_from": str(hit["run_id"])}
+
+
+@contextmanager
+def _lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def run(ctx: RunContext) -> dict:
+    """Process once per distinct data+split config within a sweep; always in a plain run."""
+    cfg = ctx.cfg
+    source: DataSource = instantiate(cfg.data, _convert_="all")
+    fp = fingerprint(cfg, source)
+    if not cfg.get("parent_run_id"):
+        return _process(ctx, source, fp)
+    # sweep jobs (maybe in parallel processes) share one processing: the first computes, the others reuse
+    with _lock(Path(cfg.paths.root) / "locks" / f"process-{fp}.lock"):
+        hit = _reuse(ctx, fp)
+        if hit is None:
+            return _process(ctx, source, fp)
+    stats = {k: hit[k] for k in ("rows_raw", "rows_quarantined", "rows_train", "rows_test")}
+    ctx.state["process"] = stats
+    ctx.state["versions"] = hit["versions"]
+    ctx.tracker.log_metrics(stats)
+    mlflow.set_tag("process_reused_from", hit["reused_from"])
+    log.info("reusing processed tables of run %s (same data and split config)", hit["reused_from"])
+    return {**hit, "summary": f"reused the processing of run {hit['reused_from']}"}
+
+
+def _process(ctx: RunContext, source: DataSource, fp: str) -> dict:
     cfg = ctx.cfg
     compute = compute_for(cfg)
-    source: DataSource = instantiate(cfg.data, _convert_="all")
     log.info("loading raw rows from %s on %s", type(source).__name__, compute.name)
     raw = compute.load(source)
     rows_raw = compute.count(raw)
@@ -90,6 +157,7 @@ def run(ctx: RunContext) -> dict:
                 **stats,
                 **{f"version_{k}": v for k, v in versions.items()},
                 "run_id": ctx.run_id,
+                "fingerprint": fp,
                 "source": getattr(source, "description", type(source).__name__),
                 "processed_at": pd.Timestamp.now(tz="UTC").tz_localize(None),
             }
@@ -97,6 +165,7 @@ def run(ctx: RunContext) -> dict:
     )
     ctx.store.write(PROCESS_STATS, record, mode="append")
     ctx.state["process"] = stats
+    ctx.state["versions"] = versions
 
     card = Card("process", "Processing: raw rows to train and test tables")
     card.table("Rows", {**stats, "alive rate (train)": round(float(train[TARGET].mean()), 4)})

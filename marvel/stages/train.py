@@ -17,6 +17,7 @@ from marvel.context import RunContext
 from marvel.evaluation import METRICS, majority_baseline, plot_confusion, plot_roc, score
 from marvel.registry import register_and_promote
 from marvel.schemas import INPUT_COLUMNS, TARGET, Features
+from marvel.selection import cross_validate, summarise
 from marvel.stages.process import PROCESS_STATS
 
 log = logging.getLogger(__name__)
@@ -52,15 +53,45 @@ def _row_stats(ctx: RunContext) -> dict[str, float]:
     return {k: int(stats[k]) for k in keys}
 
 
+def _cross_validate(ctx: RunContext, X: pd.DataFrame, y: np.ndarray) -> dict:
+    """Score this configuration on validation folds of the training rows; never touches the test set."""
+    cfg = ctx.cfg
+    folds = cross_validate(
+        lambda: build_pipeline(cfg),
+        X,
+        y,
+        folds=int(cfg.cv.folds),
+        seed=int(cfg.cv.seed),
+        threshold=float(cfg.model.get("threshold", 0.5)),
+    )
+    stats = {**summarise(folds["model"], "cv_"), **summarise(folds["baseline"], "cv_baseline_")}
+    ctx.tracker.log_metrics(stats)
+    for i, v in enumerate(folds["model"][cfg.promotion.metric]):
+        mlflow.log_metric(f"cv_{cfg.promotion.metric}_fold", v, step=i)
+    metric = cfg.promotion.metric
+    return {
+        "cv": stats,
+        "summary": (
+            f"cv {metric} {stats[f'cv_{metric}_mean']:.4f} ± {stats[f'cv_{metric}_std']:.4f} "
+            f"over {cfg.cv.folds} folds (baseline {stats[f'cv_baseline_{metric}_mean']:.4f})"
+        ),
+    }
+
+
 def run(ctx: RunContext) -> dict:
     cfg = ctx.cfg
-    versions = {name: ctx.store.version(name) for name in ("train_set", "test_set")}
+    # the versions this run's processing wrote (a parallel sweep job may have written newer ones), else latest
+    known = ctx.state.get("versions", {})
+    versions = {name: known.get(name, ctx.store.version(name)) for name in ("train_set", "test_set")}
     train = ctx.store.read("train_set", versions["train_set"]).sort_values("Id").reset_index(drop=True)
-    test = ctx.store.read("test_set", versions["test_set"]).sort_values("Id").reset_index(drop=True)
     log_table_input(ctx, "train_set", train, versions["train_set"], "training")
-    log_table_input(ctx, "test_set", test, versions["test_set"], "testing")
     rows = _row_stats(ctx)
     X_train, y_train = split_xy(train)
+    if cfg.train.mode == "cv":
+        return {"rows": rows, **_cross_validate(ctx, X_train, y_train)}
+
+    test = ctx.store.read("test_set", versions["test_set"]).sort_values("Id").reset_index(drop=True)
+    log_table_input(ctx, "test_set", test, versions["test_set"], "testing")
     X_test, y_test = split_xy(test)
 
     pipeline = build_pipeline(cfg)
