@@ -165,11 +165,20 @@ def empty(model: type[pa.DataFrameModel]) -> pd.DataFrame:
 
 class InferenceLog(pa.DataFrameModel):
     """`custom_model_payload`: one row per request, the columns of a Databricks inference table, plus which
-    model, version and A/B variant answered. Written by the serving layer, read by the monitor."""
+    model, version and A/B variant answered. Written by the serving layer, read by the monitor.
+
+    Every scoring request that passes auth is one complete row, refused ones too (status 400/411/413/500,
+    ``response`` holds the error, model columns are null); 401s and unknown routes are not logged. Only rows
+    with ``status_code == 200`` carry predictions. ``request`` is the body as received (valid JSON whenever
+    the status is 200; "" when a 413 body was too large to keep). A batch split across A/B variants has
+    ``variant`` "A,B" and ``served_model_version`` e.g. "1,2" (config order); its ``response`` has a
+    per-record ``variants`` list.
+    """
 
     databricks_request_id: Series[str] = pa.Field(unique=True)
     client_request_id: Series[str] = pa.Field(nullable=True)
     date: Series[pd.Timestamp]  # the request's UTC day (midnight), as Databricks' DATE column
+    # epoch ms of arrival (or of X-Marvel-Request-Time when deploy.accept_request_time: replayed traffic)
     timestamp_ms: Series[np.int64] = pa.Field(gt=0)
     status_code: Series[np.int64] = pa.Field(ge=100, le=599)
     execution_duration_ms: Series[np.int64] = pa.Field(ge=0)

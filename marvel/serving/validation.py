@@ -1,0 +1,360 @@
+"""Request bodies -> validated character records, or a `RequestError` that says which field of which record
+is wrong and why.
+
+The rules come from the `CharacterRecord` contract (marvel/schemas.py): which columns are required, which are
+numbers, which may be null, and the bound checks (``Height > 0`` ...). They are compiled once into plain
+Python checks per value, because running pandera on every request costs ~20 ms of CPU, more than the model;
+a check this module does not know is still enforced, by running the pandera schema itself.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import operator
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import pandas as pd
+import pandera.pandas as pa
+
+from marvel.features.records import to_records
+from marvel.schemas import RAW_TO_INPUT, CharacterRecord
+
+FORMATS = ("dataframe_records", "dataframe_split", "instances", "inputs")
+# params a caller may send, with their type; anything else is a 400 (a typo must not be silently ignored)
+PARAMS: dict[str, type] = {"return_probabilities": bool}
+TOP_LEVEL = (*FORMATS, "params", "client_request_id")
+MAX_CLIENT_REQUEST_ID = 256
+MAX_ERRORS = 20  # errors listed in one answer; the first is also at the top level
+
+
+class RequestError(Exception):
+    """A request the endpoint refuses; `body()` is the JSON answer (MLflow's error shape plus the field)."""
+
+    def __init__(
+        self,
+        status: int,
+        error_code: str,
+        message: str,
+        *,
+        field: str | None = None,
+        record: int | None = None,
+        errors: list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_code = error_code
+        self.message = message
+        self.field = field
+        self.record = record
+        self.errors = errors or []
+
+    def body(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"error_code": self.error_code, "message": self.message}
+        if self.field is not None:
+            out["field"] = self.field
+        if self.record is not None:
+            out["record"] = self.record
+        if len(self.errors) > 1:
+            out["errors"] = self.errors
+        return out
+
+
+def bad_request(message: str, field: str | None = None, record: int | None = None) -> RequestError:
+    return RequestError(400, "BAD_REQUEST", message, field=field, record=record)
+
+
+# -- the contract, compiled -------------------------------------------------------------------------------
+_COMPARISONS: dict[str, tuple[Callable[[Any, Any], bool], str, str]] = {
+    "greater_than": (operator.gt, "min_value", "must be > {}"),
+    "greater_than_or_equal_to": (operator.ge, "min_value", "must be >= {}"),
+    "less_than": (operator.lt, "max_value", "must be < {}"),
+    "less_than_or_equal_to": (operator.le, "max_value", "must be <= {}"),
+}
+
+
+@dataclass(frozen=True)
+class ColumnRule:
+    name: str
+    numeric: bool
+    required: bool
+    nullable: bool
+    checks: tuple[tuple[Callable[[Any], bool], str], ...]  # (predicate on a non-null value, failure message)
+
+
+@dataclass(frozen=True)
+class RecordRules:
+    columns: tuple[ColumnRule, ...]
+    needs_pandera: bool  # the schema has a check compiled here cannot express; run pandera too
+
+
+@lru_cache(maxsize=8)
+def compile_rules(model: type[pa.DataFrameModel] = CharacterRecord) -> RecordRules:
+    schema = model.to_schema()
+    rules: list[ColumnRule] = []
+    needs_pandera = bool(schema.checks)
+    for name, col in schema.columns.items():
+        checks: list[tuple[Callable[[Any], bool], str]] = []
+        for check in col.checks:
+            stats = check.statistics or {}
+            if check.name in _COMPARISONS:
+                op, key, text = _COMPARISONS[check.name]
+                bound = stats[key]
+                checks.append(((lambda v, op=op, bound=bound: op(v, bound)), text.format(bound)))
+            elif check.name == "isin":
+                allowed = frozenset(stats["allowed_values"])
+                checks.append(((lambda v, a=allowed: v in a), f"must be one of {sorted(allowed)}"))
+            else:
+                needs_pandera = True
+        kind = str(col.dtype)
+        rules.append(
+            ColumnRule(
+                name=name,
+                numeric=kind.startswith(("float", "int")),
+                required=col.required,
+                nullable=col.nullable,
+                checks=tuple(checks),
+            )
+        )
+    return RecordRules(tuple(rules), needs_pandera)
+
+
+# -- values -----------------------------------------------------------------------------------------------
+def _number(value: Any) -> float:
+    """A JSON number, or a string holding one ("1.88": the Kaggle file is text); never a bool."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got {json.dumps(value)}")
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            raise ValueError(f"expected a number, got the string {json.dumps(value[:40])}") from None
+    else:
+        raise ValueError(f"expected a number, got {type(value).__name__}")
+    if not math.isfinite(number):
+        raise ValueError(f"must be a finite number, got {value!r}")
+    return number
+
+
+def _text(value: Any) -> str:
+    """A string; a number is accepted and written as text (the seed sends ``"Teams": 1`` as well as "1")."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"expected a string, got {type(value).__name__}")
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"must be a string or finite number, got {value!r}")
+        if value.is_integer():
+            return str(int(value))
+    return str(value)
+
+
+def check_record(raw: Any, index: int, rules: RecordRules) -> tuple[dict[str, Any], list[dict]]:
+    """One record -> (normalised record by serving names, errors). Extra keys are dropped (strict=False)."""
+    if not isinstance(raw, Mapping):
+        return {}, [{"record": index, "field": None, "message": "a record must be a JSON object"}]
+    # Kaggle names ("Height (m)") are accepted, as `to_records` accepts them; serving names win if both
+    rec = dict(raw)
+    for kaggle, serving in RAW_TO_INPUT.items():
+        if kaggle in rec and serving not in rec:
+            rec[serving] = rec.pop(kaggle)
+    out: dict[str, Any] = {}
+    errors: list[dict[str, Any]] = []
+    for rule in rules.columns:
+        if rule.name not in rec:
+            if rule.required:
+                errors.append({"record": index, "field": rule.name, "message": "missing required field"})
+            continue
+        value = rec[rule.name]
+        if value is None:
+            if not rule.nullable:
+                errors.append({"record": index, "field": rule.name, "message": "must not be null"})
+            out[rule.name] = None
+            continue
+        try:
+            value = _number(value) if rule.numeric else _text(value)
+        except ValueError as exc:
+            errors.append({"record": index, "field": rule.name, "message": str(exc)})
+            continue
+        for predicate, message in rule.checks:
+            if not predicate(value):
+                errors.append({"record": index, "field": rule.name, "message": f"{message}, got {value!r}"})
+                break
+        out[rule.name] = value
+    return out, errors
+
+
+# -- payloads ---------------------------------------------------------------------------------------------
+@dataclass
+class ParsedRequest:
+    payload: dict[str, Any]  # the decoded body, as sent
+    records: list[dict[str, Any]]  # validated, by serving names, in request order
+    params: dict[str, Any] = field(default_factory=dict)
+    client_request_id: str | None = None
+
+
+def _reject_constant(name: str) -> float:
+    # NaN/Infinity are not JSON; Python's parser accepts them, so they come through as floats and the
+    # per-field check names the field they were in
+    return float(name.replace("Infinity", "inf"))
+
+
+def decode(body: bytes) -> Any:
+    if not body.strip():
+        raise RequestError(400, "MALFORMED_REQUEST", "empty request body: send a JSON object")
+    try:
+        return json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+    except UnicodeDecodeError as exc:
+        raise RequestError(400, "MALFORMED_REQUEST", f"body is not UTF-8: {exc.reason}") from None
+    except json.JSONDecodeError as exc:
+        raise RequestError(400, "MALFORMED_REQUEST", f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise RequestError(400, "MALFORMED_REQUEST", "body is nested too deeply") from None
+
+
+def _from_columns(columns: Mapping[str, Any], fmt: str) -> list[Any]:
+    """{"col": [v0, v1], ...} -> records; {"col": v, ...} (no lists) -> one record."""
+    lists = [isinstance(v, list) for v in columns.values()]
+    if not any(lists):
+        return [dict(columns)]
+    if not all(lists):
+        raise bad_request(f"'{fmt}' as a mapping needs every column to be a list of values (or none to be)")
+    lengths = {len(v) for v in columns.values()}
+    if len(lengths) != 1:
+        raise bad_request(f"'{fmt}' columns have different lengths: {sorted(lengths)}")
+    n = lengths.pop()
+    return [{k: v[i] for k, v in columns.items()} for i in range(n)]
+
+
+def _split_records(split: Any) -> list[Any]:
+    if not isinstance(split, Mapping):
+        raise bad_request("'dataframe_split' must be an object with 'columns' and 'data'")
+    columns, data = split.get("columns"), split.get("data")
+    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+        raise bad_request("'dataframe_split.columns' must be a list of column names", field="columns")
+    if not isinstance(data, list):
+        raise bad_request("'dataframe_split.data' must be a list of rows", field="data")
+    rows: list[Any] = []
+    for i, row in enumerate(data):
+        if not isinstance(row, list) or len(row) != len(columns):
+            raise bad_request(
+                f"row {i} of 'dataframe_split.data' must be a list of {len(columns)} values", record=i
+            )
+        rows.append(dict(zip(columns, row, strict=True)))
+    return rows
+
+
+def raw_records(payload: Any) -> tuple[str, list[Any]]:
+    """The records of a body in any of MLflow's four input formats, unvalidated."""
+    if not isinstance(payload, Mapping):
+        raise bad_request(f"the body must be a JSON object with one of {list(FORMATS)}")
+    unknown = sorted(set(payload) - set(TOP_LEVEL))
+    if unknown:
+        raise bad_request(f"unknown key(s) {unknown}: allowed are {list(TOP_LEVEL)}", field=unknown[0])
+    present = [f for f in FORMATS if f in payload]
+    if len(present) != 1:
+        raise bad_request(f"send exactly one of {list(FORMATS)} (got {present or 'none'})")
+    fmt = present[0]
+    value = payload[fmt]
+    if fmt == "dataframe_split":
+        return fmt, _split_records(value)
+    if isinstance(value, list):
+        return fmt, value
+    if isinstance(value, Mapping) and fmt != "dataframe_records":
+        return fmt, _from_columns(value, fmt)
+    raise bad_request(f"'{fmt}' must be a list of records", field=fmt)
+
+
+def parse_params(payload: Mapping[str, Any]) -> dict[str, Any]:
+    params = payload.get("params", {})
+    if params is None:
+        return {}
+    if not isinstance(params, Mapping):
+        raise bad_request("'params' must be an object", field="params")
+    for key, value in params.items():
+        if key not in PARAMS:
+            raise bad_request(f"unknown param '{key}': known params are {sorted(PARAMS)}", field=key)
+        if not isinstance(value, PARAMS[key]):
+            raise bad_request(f"param '{key}' must be a {PARAMS[key].__name__}", field=key)
+    return dict(params)
+
+
+def client_request_id(payload: Any) -> str | None:
+    value = payload.get("client_request_id") if isinstance(payload, Mapping) else None
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > MAX_CLIENT_REQUEST_ID:
+        raise bad_request(
+            f"'client_request_id' must be a string of at most {MAX_CLIENT_REQUEST_ID} characters",
+            field="client_request_id",
+        )
+    return value
+
+
+def parse_request(
+    body: bytes, max_batch_records: int, model: type[pa.DataFrameModel] = CharacterRecord
+) -> ParsedRequest:
+    """Decode and validate a scoring request against `model`; raise `RequestError` (400/413) if it fails."""
+    rules = compile_rules(model)
+    payload = decode(body)
+    _, raw = raw_records(payload)
+    if not raw:
+        raise bad_request("no records to score")
+    if len(raw) > max_batch_records:
+        raise RequestError(
+            413,
+            "REQUEST_LIMIT_EXCEEDED",
+            f"{len(raw)} records in one request; the limit is {max_batch_records} (deploy.max_batch_records)",
+        )
+    params = parse_params(payload)
+    crid = client_request_id(payload)
+    records: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    for i, rec in enumerate(raw):
+        clean, errs = check_record(rec, i, rules)
+        records.append(clean)
+        errors.extend(errs)
+        if len(errors) >= MAX_ERRORS:
+            break
+    if not errors and rules.needs_pandera:
+        errors = _pandera_errors(records, model)
+    if errors:
+        first = errors[0]
+        where = f"record {first['record']}" + (f", field '{first['field']}'" if first["field"] else "")
+        raise RequestError(
+            400,
+            "BAD_REQUEST",
+            f"{where}: {first['message']}",
+            field=first["field"],
+            record=first["record"],
+            errors=errors[:MAX_ERRORS],
+        )
+    return ParsedRequest(payload=payload, records=records, params=params, client_request_id=crid)
+
+
+def _pandera_errors(records: list[dict[str, Any]], model: type[pa.DataFrameModel]) -> list[dict[str, Any]]:
+    """The contract's checks this module does not compile, run by pandera itself."""
+    try:
+        model.validate(to_records(pd.DataFrame(records)), lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        cases = exc.failure_cases
+        return [
+            {
+                "record": None if pd.isna(r["index"]) else int(r["index"]),
+                "field": r["column"],
+                "message": str(r["check"]),
+            }
+            for _, r in cases.head(MAX_ERRORS).iterrows()
+        ]
+    return []
+
+
+def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """Validated records as the model's input frame (`CharacterRecord` columns, nothing else)."""
+    return to_records(pd.DataFrame.from_records(records))

@@ -1,0 +1,594 @@
+"""Serving, end to end: a real model trained once for the module, real endpoints on ephemeral ports, real
+HTTP, and the inference table read back from the Delta lake."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import requests
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from omegaconf import DictConfig
+
+from marvel.conf import CONFIG_DIR
+from marvel.context import RunContext
+from marvel.errors import MarvelError
+from marvel.schemas import INPUT_REQUIRED, MAX_HEIGHT_M
+from marvel.serving.client import Client, ServingError
+from marvel.serving.deployer import LocalDeployer, LocalEndpoint
+from marvel.serving.routing import Router, Variant
+from marvel.tables import DeltaTableStore
+from marvel.tracking import configure
+
+REPO = Path(__file__).resolve().parents[1]
+ENDPOINT = "marvel-character-model-serving"
+# the source platform's example request, verbatim
+EXAMPLE = {
+    "dataframe_records": [
+        {
+            "Height": 1.88,
+            "Weight": 90.0,
+            "Universe": "Marvel",
+            "Identity": "Secret",
+            "Gender": "Male",
+            "Marital_Status": "Single",
+            "Teams": "1",
+            "Origin": "Human",
+            "Magic": "0",
+            "Mutant": "0",
+        }
+    ]
+}
+# a record with the Kaggle file's values (not the seed's pre-digested ones)
+RAW = {
+    "Id": "Peter_Parker_(Earth-616)",
+    "Height": 1.78,
+    "Weight": 76.0,
+    "Universe": "Earth-616",
+    "Identity": "Secret",
+    "Gender": "Male",
+    "Marital_Status": "Married",
+    "Teams": "Avengers; X-Men",
+    "Origin": "Human mutate",
+}
+LABELS = {"alive", "dead"}
+
+
+# -- fixtures ----------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A MARVEL_HOME with a trained, registered model (v1, alias latest-model) and a second version of the
+    custom model at alias challenger, so the A/B variants are different versions."""
+    home = tmp_path_factory.mktemp("serving")
+    env = {**os.environ, "MARVEL_HOME": str(home)}
+    env.pop("MARVEL_SERVING_TOKEN", None)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "marvel",
+            "data=synthetic",
+            "data.n_rows=2000",
+            "model.params.n_estimators=30",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    from mlflow import MlflowClient
+
+    configure(config(home))
+    client = MlflowClient()
+    name = "marvel_character_model_custom"
+    v1 = client.get_model_version_by_alias(name, "latest-model")
+    v2 = client.create_model_version(name, source=v1.source, run_id=v1.run_id, tags=v1.tags)
+    client.set_registered_model_alias(name, "challenger", v2.version)
+    return home
+
+
+def config(home: Path, *overrides: str) -> DictConfig:
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose(
+            config_name="config",
+            overrides=[f"paths.root={home}", f"paths.outputs={home}/out", "deploy.port=0", *overrides],
+        )
+
+
+@contextmanager
+def serve(home: Path, *overrides: str) -> Iterator[LocalEndpoint]:
+    """A real endpoint from the real config (`deploy.block=false`), stopped (and flushed) afterwards."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("MARVEL_SERVING_TOKEN", raising=False)
+        cfg = config(home, "deploy.block=false", *overrides)
+        configure(cfg)
+        ctx = RunContext(cfg=cfg, store=instantiate(cfg.env.store), tracker=None, out_dir=home / "out")  # type: ignore[arg-type]
+        endpoint = instantiate(cfg.deploy, _convert_="all").deploy(ctx)
+    try:
+        yield endpoint
+    finally:
+        endpoint.stop()
+
+
+@pytest.fixture(scope="module")
+def endpoint(home: Path) -> Iterator[LocalEndpoint]:
+    with serve(
+        home,
+        "deploy.inference_table=payload_main",
+        "deploy.max_batch_records=50",
+        "deploy.max_body_bytes=65536",
+        "deploy.flush.max_seconds=0.2",
+    ) as ep:
+        yield ep
+
+
+def post(url: str, body: Any, headers: dict[str, str] | None = None) -> requests.Response:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return requests.post(
+        url, data=data, headers={"Content-Type": "application/json", **(headers or {})}, timeout=30
+    )
+
+
+def table(home: Path, name: str) -> pd.DataFrame:
+    return DeltaTableStore(home / "lake").read(name)
+
+
+# -- payload formats ---------------------------------------------------------------------------------------
+def test_source_example_answers_in_the_source_shape(endpoint: LocalEndpoint) -> None:
+    r = post(endpoint.invocations_url, EXAMPLE)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert set(body) == {"predictions", "variant"}
+    assert set(body["predictions"]) == {"Survival prediction"}
+    assert body["predictions"]["Survival prediction"][0] in LABELS
+    assert body["variant"] == r.headers["X-Marvel-Variant"] == "A"
+    assert r.headers["x-request-id"]
+
+
+def test_every_payload_format_and_route_gives_the_same_answer(endpoint: LocalEndpoint) -> None:
+    records = [RAW, {**EXAMPLE["dataframe_records"][0], "Id": "seed-1"}, {**RAW, "Id": "x", "Height": None}]
+    cols = sorted({k for r in records for k in r})
+    bodies = {
+        "dataframe_records": {"dataframe_records": records},
+        "dataframe_split": {
+            "dataframe_split": {"columns": cols, "data": [[r.get(c) for c in cols] for r in records]}
+        },
+        "instances": {"instances": records},
+        "inputs": {"inputs": {c: [r.get(c) for r in records] for c in cols}},  # columnar
+    }
+    answers = {}
+    for fmt, body in bodies.items():
+        for url in (endpoint.invocations_url, f"{endpoint.url}/invocations"):
+            r = post(url, {**body, "params": {"return_probabilities": True}})
+            assert r.status_code == 200, (fmt, r.text)
+            answers[(fmt, url)] = r.json()["predictions"]
+    first = next(iter(answers.values()))
+    assert all(a == first for a in answers.values())
+    assert len(first["Survival prediction"]) == 3
+    assert set(first["Survival prediction"]) <= LABELS
+    assert all(0.0 <= p <= 1.0 for p in first["Probability alive"])
+    # the label is the probability against the model's threshold
+    assert [p >= 0.5 for p in first["Probability alive"]] == [
+        s == "alive" for s in first["Survival prediction"]
+    ]
+
+
+def test_answers_match_the_registered_model_in_process(endpoint: LocalEndpoint) -> None:
+    """The endpoint adds nothing of its own to the model's answer (same records -> same probabilities)."""
+    import mlflow
+
+    from marvel.features.records import to_records
+
+    model = mlflow.pyfunc.load_model(endpoint.app.models["A"].uri)
+    records = [RAW, EXAMPLE["dataframe_records"][0]]
+    expected = model.predict(to_records(pd.DataFrame(records)), params={"return_probabilities": True})
+    got = post(
+        endpoint.invocations_url, {"dataframe_records": records, "params": {"return_probabilities": True}}
+    )
+    assert got.json()["predictions"] == expected
+
+
+def test_raw_kaggle_values_and_kaggle_column_names_score(endpoint: LocalEndpoint) -> None:
+    kaggle_names = {
+        "PageID": RAW["Id"],
+        "Height (m)": RAW["Height"],
+        "Weight (kg)": RAW["Weight"],
+        "Marital Status": RAW["Marital_Status"],
+        **{k: RAW[k] for k in ("Universe", "Identity", "Gender", "Teams", "Origin")},
+    }
+    a = post(endpoint.invocations_url, {"dataframe_records": [RAW], "params": {"return_probabilities": True}})
+    b = post(
+        endpoint.invocations_url,
+        {"dataframe_records": [kaggle_names], "params": {"return_probabilities": True}},
+    )
+    assert a.status_code == b.status_code == 200
+    assert a.json() == b.json()
+
+
+def test_client_helper(endpoint: LocalEndpoint) -> None:
+    client = Client(endpoint.url)
+    assert client.ping()
+    one = client.predict(RAW, return_probabilities=True, client_request_id="client-helper-1")
+    assert set(one["predictions"]) == {"Survival prediction", "Probability alive"}
+    frame = pd.DataFrame([RAW, {**RAW, "Height": float("nan"), "Id": "nan-height"}])  # NaN is sent as null
+    assert len(client.predict(frame)["predictions"]["Survival prediction"]) == 2
+    assert Client(f"{endpoint.url}/invocations").predict([RAW])["variant"] == "A"
+    assert client.describe()["served_entities"][0]["entity_version"] == "1"
+    with pytest.raises(ServingError) as err:
+        client.predict({**RAW, "Height": "tall"})
+    assert err.value.status == 400
+    assert err.value.body["field"] == "Height"
+
+
+# -- validation at the edge --------------------------------------------------------------------------------
+GOOD = {**RAW, "Id": "good"}
+ROUTE_BODY_LIMIT, BATCH_LIMIT = 65536, 50
+
+
+@st.composite
+def bad_request(draw: st.DrawFn) -> tuple[bytes, int, str | None, int | None]:
+    """(body, expected status, expected field, expected record index) of a request that must be refused."""
+    kind = draw(
+        st.sampled_from(
+            [
+                "garbage",
+                "missing",
+                "wrong_type",
+                "non_finite",
+                "out_of_range",
+                "params",
+                "shape",
+                "batch",
+                "size",
+            ]
+        )
+    )
+    n = draw(st.integers(1, 3))
+    idx = draw(st.integers(0, n - 1))
+    records = [dict(GOOD, Id=f"r{i}") for i in range(n)]
+    if kind == "garbage":
+        text = draw(
+            st.sampled_from(["{", "[1, 2", '{"dataframe_records": [', "null", "\xff\xfe", "", "nope"])
+        )
+        return text.encode("latin-1"), 400, None, None
+    if kind == "missing":
+        field = draw(st.sampled_from(INPUT_REQUIRED))
+        del records[idx][field]
+        return json.dumps({"dataframe_records": records}).encode(), 400, field, idx
+    if kind == "wrong_type":
+        field = draw(st.sampled_from(INPUT_REQUIRED))
+        bad = st.one_of(
+            st.booleans(),
+            st.lists(st.integers(), max_size=2),
+            st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+        )
+        if field in ("Height", "Weight"):
+            bad = st.one_of(bad, st.sampled_from(["tall", "", "1.8m", "NaN-ish"]))
+        records[idx][field] = draw(bad)
+        return json.dumps({"dataframe_records": records}).encode(), 400, field, idx
+    if kind == "non_finite":
+        field = draw(st.sampled_from(["Height", "Weight"]))
+        records[idx][field] = draw(st.sampled_from([float("nan"), float("inf"), float("-inf")]))
+        return json.dumps({"dataframe_records": records}).encode(), 400, field, idx  # NaN/Infinity literals
+    if kind == "out_of_range":
+        records[idx]["Height"] = draw(st.one_of(st.floats(-1e6, 0.0), st.floats(MAX_HEIGHT_M * 1.01, 1e12)))
+        return json.dumps({"dataframe_records": records}).encode(), 400, "Height", idx
+    if kind == "params":
+        value = draw(st.one_of(st.integers(), st.text(max_size=3), st.none()))
+        return (
+            json.dumps({"dataframe_records": records, "params": {"return_probabilities": value}}).encode(),
+            400,
+            "return_probabilities",
+            None,
+        )
+    if kind == "shape":
+        body = draw(
+            st.sampled_from(
+                [
+                    {"records": records},
+                    {"dataframe_records": records, "instances": records},
+                    {"dataframe_records": []},
+                    {"dataframe_records": {"Height": 1.0}},
+                    {"dataframe_split": {"columns": ["Height"], "data": [[1.0, 2.0]]}},
+                    [GOOD],
+                ]
+            )
+        )
+        return json.dumps(body).encode(), 400, None, None
+    if kind == "batch":
+        return (
+            json.dumps({"dataframe_records": [GOOD] * (BATCH_LIMIT + draw(st.integers(1, 20)))}).encode(),
+            413,
+            None,
+            None,
+        )
+    padding = "x" * (ROUTE_BODY_LIMIT + draw(st.integers(1, 5000)))
+    return json.dumps({"dataframe_records": [dict(GOOD, Name=padding)]}).encode(), 413, None, None
+
+
+@settings(max_examples=45, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=bad_request())
+def test_bad_requests_are_refused_with_the_field_and_the_server_keeps_serving(
+    endpoint: LocalEndpoint, case: tuple[bytes, int, str | None, int | None]
+) -> None:
+    body, status, field, record = case
+    r = post(endpoint.invocations_url, body)
+    assert r.status_code == status, r.text
+    answer = r.json()
+    assert answer["error_code"] and answer["message"]
+    if field is not None:
+        assert answer["field"] == field, answer
+    if record is not None:
+        assert answer["record"] == record, answer
+    assert requests.get(f"{endpoint.url}/ping", timeout=5).status_code == 200
+
+
+def test_server_still_scores_after_bad_requests(endpoint: LocalEndpoint) -> None:
+    with requests.Session() as s:  # one keep-alive connection across a refused and a good request
+        refused = s.post(
+            endpoint.invocations_url, data=b'{"dataframe_records": [{"Height": "x"}]}', timeout=10
+        )
+        big = s.post(endpoint.invocations_url, data=b"[" + b" " * ROUTE_BODY_LIMIT + b"]", timeout=10)
+        good = s.post(endpoint.invocations_url, json={"dataframe_records": [GOOD]}, timeout=10)
+    assert (refused.status_code, big.status_code, good.status_code) == (400, 413, 200)
+    assert good.json()["predictions"]["Survival prediction"][0] in LABELS
+
+
+def test_every_answered_request_is_exactly_one_complete_row(home: Path, endpoint: LocalEndpoint) -> None:
+    """Refused requests are logged too (with their status, like Databricks), never as partial rows."""
+    ids = {"bad": "log-bad", "good": "log-good"}
+    post(endpoint.invocations_url, {"dataframe_records": [{"Height": 1.0}], "client_request_id": ids["bad"]})
+    post(
+        endpoint.invocations_url,
+        {"dataframe_records": [GOOD]},
+        # the request-time header is ignored unless deploy.accept_request_time is true
+        headers={"X-Client-Request-Id": ids["good"], "X-Marvel-Request-Time": "1700000000000"},
+    )
+    assert endpoint.flush()
+    rows = table(home, "payload_main")
+    answered = endpoint.app.stats()["by_status"]
+    assert {str(k): v for k, v in rows["status_code"].value_counts().items()} == answered
+    assert rows["databricks_request_id"].is_unique
+    assert rows.notna()[["request", "response", "timestamp_ms", "date", "status_code"]].all().all()
+    ok, refused = rows[rows.status_code == 200], rows[rows.status_code != 200]
+    assert ok.served_model_version.eq("1").all() and ok.variant.eq("A").all()
+    assert all("predictions" in json.loads(r) for r in ok.response)
+    assert refused.served_model_version.isna().all()
+    assert all("error_code" in json.loads(r) for r in refused.response)
+    by_id = rows.set_index("client_request_id")
+    assert by_id.loc[ids["bad"], "status_code"] == 400
+    assert json.loads(by_id.loc[ids["bad"], "response"])["field"] == "Weight"
+    assert by_id.loc[ids["good"], "status_code"] == 200
+    assert abs(by_id.loc[ids["good"], "timestamp_ms"] - time.time() * 1000) < 600_000
+    assert json.loads(by_id.loc[ids["good"], "request"]) == {"dataframe_records": [GOOD]}
+
+
+# -- auth and config flags ---------------------------------------------------------------------------------
+def test_token_from_env_and_return_probabilities_from_config(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MARVEL_SERVING_TOKEN", "s3cret")
+    cfg = config(
+        home, "deploy.block=false", "deploy.return_probabilities=true", "deploy.inference_table=payload_auth"
+    )
+    configure(cfg)
+    ctx = RunContext(cfg=cfg, store=instantiate(cfg.env.store), tracker=None, out_dir=home / "out")  # type: ignore[arg-type]
+    ep = instantiate(cfg.deploy, _convert_="all").deploy(ctx)
+    try:
+        assert requests.get(f"{ep.url}/ping", timeout=5).status_code == 200  # health stays open
+        assert post(ep.invocations_url, EXAMPLE).status_code == 401
+        wrong = post(ep.invocations_url, EXAMPLE, headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401 and wrong.json()["error_code"] == "UNAUTHENTICATED"
+        assert requests.get(f"{ep.url}/serving-endpoints/{ENDPOINT}", timeout=5).status_code == 401
+        ok = post(ep.invocations_url, EXAMPLE, headers={"Authorization": "Bearer s3cret"})
+        assert ok.status_code == 200
+        assert set(ok.json()["predictions"]) == {"Survival prediction", "Probability alive"}
+        assert Client(ep.url, token="s3cret").describe()["auth"] == "bearer"
+    finally:
+        ep.stop()
+    assert ep.app.stats()["requests"] == 1  # 401s are not model traffic: answered, not logged
+    assert len(table(home, "payload_auth")) == 1
+
+
+def test_bad_deploy_config_fails_before_serving(home: Path) -> None:
+    base = {"model": "marvel_character_model_custom", "alias": "latest-model"}
+    with pytest.raises(MarvelError, match="add up to 90"):
+        LocalDeployer(
+            variants=[
+                {**base, "name": "A", "traffic_percentage": 60},
+                {**base, "name": "B", "traffic_percentage": 30},
+            ]
+        )
+    with pytest.raises(MarvelError, match="alias or a version"):
+        LocalDeployer(variants=[{"name": "A", "model": "m", "traffic_percentage": 100}])
+    # the contract others use: the deploy config block as keyword arguments, `_target_` and all
+    plain = LocalDeployer(**config(home, "deploy=ab").deploy)
+    assert [(v.name, v.alias, v.traffic_percentage) for v in plain.variants] == [
+        ("A", "latest-model", 50),
+        ("B", "challenger", 50),
+    ]
+    cfg = config(home, "deploy.block=false", "deploy.variants.0.alias=no-such-alias")
+    configure(cfg)
+    ctx = RunContext(cfg=cfg, store=instantiate(cfg.env.store), tracker=None, out_dir=home / "out")  # type: ignore[arg-type]
+    with pytest.raises(MarvelError, match="no-such-alias"):
+        instantiate(cfg.deploy, _convert_="all").deploy(ctx)
+
+
+# -- A/B -----------------------------------------------------------------------------------------------------
+def test_routing_split_matches_config_within_sampling_error() -> None:
+    for share in (50, 10, 73.5):
+        router = Router(
+            [Variant("A", "m", "a", None, share), Variant("B", "m", "b", None, 100 - share)], ENDPOINT
+        )
+        n = 20_000
+        got = Counter(router.route({"Id": f"character-{i}"}) for i in range(n))
+        p = share / 100
+        sd = (n * p * (1 - p)) ** 0.5
+        assert abs(got["A"] - n * p) < 4.5 * sd, (
+            share,
+            got,
+        )  # a 4.5-sigma binomial bound: ~1e-5 false alarms
+
+
+def test_ab_endpoint_is_sticky_per_character_and_keeps_batch_order(home: Path) -> None:
+    from marvel.engine import run
+
+    cfg = config(
+        home,
+        "stages=[deploy]",
+        "deploy=ab",
+        "deploy.block=false",
+        "deploy.inference_table=payload_ab",
+        "deploy.max_batch_records=1000",
+        "deploy.flush.max_seconds=0.2",
+    )
+    result = run(cfg, out_dir=home / "out")["deploy"]  # through the stage, as `python -m marvel` runs it
+    ep: LocalEndpoint = result["endpoint"]
+    try:
+        assert "A=marvel_character_model_custom v1 50%" in result["summary"]
+        assert {e["variant"]: e["entity_version"] for e in result["served_entities"]} == {"A": "1", "B": "2"}
+        records = [dict(RAW, Id=f"char-{i}") for i in range(1000)]
+        batch = post(
+            ep.invocations_url, {"dataframe_records": records, "params": {"return_probabilities": True}}
+        )
+        assert batch.status_code == 200
+        answer = batch.json()
+        variants = answer["variants"]
+        assert answer["variant"] == batch.headers["X-Marvel-Variant"] == "A,B"
+        assert len(answer["predictions"]["Survival prediction"]) == len(variants) == 1000
+        assert abs(variants.count("A") - 500) < 4.5 * 250**0.5  # 50/50 within 4.5 sigma
+        # sticky: each character meets the same variant alone as in the batch, every time
+        for i in (0, 1, 2, 3, 500, 999):
+            for _ in range(2):
+                alone = post(
+                    ep.invocations_url,
+                    {"dataframe_records": [records[i]], "params": {"return_probabilities": True}},
+                )
+                assert alone.json()["variant"] == variants[i]
+                # and the batch answered in request order (same record, same answer)
+                assert alone.json()["predictions"]["Probability alive"] == [
+                    answer["predictions"]["Probability alive"][i]
+                ]
+        # no Id: the record itself is the key, so a repeated record is sticky too
+        anonymous = [post(ep.invocations_url, EXAMPLE).json()["variant"] for _ in range(3)]
+        assert len(set(anonymous)) == 1
+    finally:
+        ep.stop()
+    rows = table(home, "payload_ab")
+    assert len(rows) == 1 + 12 + 3
+    single = rows[rows.variant != "A,B"]
+    assert set(zip(single.variant, single.served_model_version, strict=True)) <= {("A", "1"), ("B", "2")}
+    assert rows[rows.variant == "A,B"].served_model_version.tolist() == ["1,2"]
+
+
+# -- shutdown: nothing lost ------------------------------------------------------------------------------------
+class CliServer:
+    """`python -m marvel stages=[deploy] ...` in a subprocess, its output collected by a reader thread."""
+
+    def __init__(self, home: Path, *overrides: str) -> None:
+        env = {**os.environ, "MARVEL_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+        env.pop("MARVEL_SERVING_TOKEN", None)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "marvel", "stages=[deploy]", "deploy.port=0", *overrides],
+            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        self._lines: queue.Queue[str] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.output: list[str] = []
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:  # type: ignore[union-attr]
+            self._lines.put(line)
+
+    def wait_for_url(self, timeout: float = 120) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self.output.append(self._lines.get(timeout=1))
+            except queue.Empty:
+                assert self.proc.poll() is None, self.text
+                continue
+            if m := re.search(r"serving \S+ at (http://\S+)", self.output[-1]):
+                return m.group(1)
+        raise AssertionError(f"no URL within {timeout}s:\n{self.text}")
+
+    def terminate(self, timeout: float = 120) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=timeout)
+        self._reader.join(timeout=10)
+        while not self._lines.empty():
+            self.output.append(self._lines.get())
+        return code
+
+    @property
+    def text(self) -> str:
+        return "".join(self.output)
+
+    def __enter__(self) -> CliServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:  # a failed test must not leave its server behind
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_sigterm_after_concurrent_requests_leaves_exactly_one_row_per_request(home: Path) -> None:
+    n, replay_start = 48, 1_700_000_000_000
+    with CliServer(
+        home,
+        "deploy.inference_table=payload_sigterm",
+        "deploy.flush.max_rows=7",  # 48 rows: six size flushes, the last 6 rows only on shutdown
+        "deploy.flush.max_seconds=600",
+        "deploy.accept_request_time=true",
+    ) as server:
+        url = server.wait_for_url()
+
+        def send(i: int) -> tuple[int, dict[str, Any], requests.Response]:
+            record = dict(RAW, Id=f"char-{i}")
+            if i % 8 == 7:
+                del record["Gender"]  # refused requests are part of the traffic, and of the table
+            body = {"dataframe_records": [record], "client_request_id": f"req-{i}"}
+            headers = {"X-Marvel-Request-Time": str(replay_start + i * 60_000)} if i % 2 == 0 else {}
+            return i, body, post(f"{url}/serving-endpoints/{ENDPOINT}/invocations", body, headers)
+
+        with ThreadPoolExecutor(8) as pool:
+            sent = list(pool.map(send, range(n)))
+        assert server.terminate() == 0, server.text
+        assert "deploy: served" in server.text, server.text  # the run ended normally, with its summary
+
+    rows = table(home, "payload_sigterm").set_index("client_request_id")
+    assert len(rows) == n and rows.index.is_unique
+    for i, body, response in sent:
+        row = rows.loc[f"req-{i}"]
+        assert row.status_code == response.status_code == (400 if i % 8 == 7 else 200)
+        assert json.loads(row.request) == body
+        assert json.loads(row.response) == response.json()
+        assert row.databricks_request_id == response.headers["x-request-id"]
+        if i % 2 == 0:  # replayed traffic keeps its own time
+            assert row.timestamp_ms == replay_start + i * 60_000
+            assert row.date == pd.Timestamp(replay_start + i * 60_000, unit="ms").normalize()
+        else:
+            assert abs(row.timestamp_ms - time.time() * 1000) < 600_000
