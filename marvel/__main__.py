@@ -19,6 +19,11 @@ def _fail(message: str, code: int) -> None:
 
 
 def main() -> None:
+    if any(a in ("--help", "-h") for a in sys.argv[1:]):
+        from marvel.help import help_text
+
+        print(help_text(CONFIG_DIR))
+        return
     import hydra
     from hydra.errors import HydraException
     from omegaconf import DictConfig
