@@ -176,4 +176,10 @@ def final_fit(client: Any, parent_run_id: str, best_run_id: str, out_dir: Path) 
     for name, value in (train.get("metrics") or {}).items():
         client.log_metric(parent_run_id, f"selected_test_{name}", value)
     client.set_tag(parent_run_id, "selected_run_id", results["run_id"])
+    metrics = train.get("metrics") or {}
+    print(
+        f"sweep: selected job {best_run_id} (best by cv), fitted on all training rows; test set scored once: "
+        + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()),
+        flush=True,
+    )
     return results
