@@ -40,15 +40,23 @@ def databricks_credentials(profile: str | None) -> str | None:
 
 
 class DatabricksPreflight:
-    """Databricks runs need credentials; `dry_run=true` plans without them."""
+    """Databricks runs need credentials; `dry_run=true` plans without them.
 
-    def __init__(self, profile: str | None = "marvelous", available: bool = False) -> None:
+    After a run, `finish` hands the train stage's verdict to the job's next task (`model_updated`).
+    """
+
+    def __init__(self, profile: str | None = "marvelous", available: bool = True) -> None:
         self.profile = profile
         self.available = available
 
     def check(self, cfg: DictConfig) -> None:
         if cfg.get("dry_run"):
             return
+        if os.environ.get("DATABRICKS_RUNTIME_VERSION"):
+            return  # on a cluster the runtime authenticates the job itself
+        if self.profile and not os.environ.get("DATABRICKS_HOST"):
+            # the SDK, MLflow ("databricks" URIs) and databricks-connect all read the profile from here
+            os.environ.setdefault("DATABRICKS_CONFIG_PROFILE", self.profile)
         if databricks_credentials(self.profile) is None:
             raise MarvelError(
                 f"no Databricks credentials for env {cfg.env.name}: set DATABRICKS_HOST and DATABRICKS_TOKEN, "
@@ -59,3 +67,11 @@ class DatabricksPreflight:
                 f"running on Databricks (env {cfg.env.name}) is not available yet; run locally without +env, "
                 "or use dry_run=true to see the plan"
             )
+
+    def finish(self, cfg: DictConfig, results: dict) -> None:
+        """Set the `model_updated` task value the job's condition task reads (no-op off Databricks)."""
+        from marvel.databricks.jobs import set_task_value
+
+        train = results.get("train")
+        if isinstance(train, dict) and "promoted" in train:
+            set_task_value("model_updated", 1 if train["promoted"] else 0)

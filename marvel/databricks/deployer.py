@@ -1,0 +1,239 @@
+"""`deploy=databricks`: a Databricks Model Serving endpoint for registered models, with an A/B traffic split and
+an inference table in Unity Catalog.
+
+The deploy config has the same shape as the local deployer's (``endpoint_name``, ``variants``,
+``inference_table``), so switching between a laptop and a workspace is one override. Every variant becomes
+one served entity named after the variant; ``traffic_config`` routes each variant's share to it. The
+AI gateway writes every request and response to ``<catalog>.<schema>.<inference_table>``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from marvel.errors import MarvelError
+
+log = logging.getLogger(__name__)
+
+PAYLOAD_SUFFIX = "_payload"  # the AI gateway names the table <prefix>_payload
+
+
+@dataclass
+class Variant:
+    name: str
+    model: str
+    alias: str | None = None
+    version: str | int | None = None
+    traffic_percentage: int = 100
+
+
+@dataclass
+class DatabricksEndpoint:
+    """What `deploy` returns; `describe()` has the local endpoint's shape, so the deploy stage treats both alike."""
+
+    name: str
+    host: str
+    state: str
+    variants: list[Variant]
+    versions: dict[str, str]
+    inference_table: str
+    running: bool = True  # the workspace keeps serving after this process exits
+
+    @property
+    def url(self) -> str:
+        return f"{self.host.rstrip('/')}/serving-endpoints/{self.name}"
+
+    @property
+    def invocations_url(self) -> str:
+        return f"{self.url}/invocations"
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "state": {"ready": self.state},
+            "url": self.url,
+            "invocations_url": self.invocations_url,
+            "auth": "databricks",
+            "served_entities": [
+                {
+                    "variant": v.name,
+                    "entity_name": v.model,
+                    "entity_version": self.versions[v.name],
+                    "alias": v.alias,
+                    "flavor": "pyfunc",
+                    "traffic_percentage": int(v.traffic_percentage),
+                }
+                for v in self.variants
+            ],
+            "inference_table": {"name": self.inference_table, "uri": self.inference_table},
+            # requests are counted by Databricks (the inference table), not by this process
+            "stats": {"requests": 0, "by_status": {}, "rows_written": 0},
+        }
+
+
+def _variants(variants: Sequence[Mapping[str, Any]]) -> list[Variant]:
+    out = [Variant(**dict(v)) for v in variants]
+    if not out:
+        raise MarvelError("deploy.variants is empty: serve at least one model")
+    total = sum(int(v.traffic_percentage) for v in out)
+    if total != 100:
+        raise MarvelError(f"deploy.variants traffic_percentage must add up to 100, not {total}")
+    if len({v.name for v in out}) != len(out):
+        raise MarvelError("deploy.variants names must be unique (they name the served entities)")
+    return out
+
+
+class DatabricksDeployer:
+    """Create or update the serving endpoint, wait until it is ready, report its URL."""
+
+    def __init__(
+        self,
+        endpoint_name: str,
+        variants: Sequence[Mapping[str, Any]],
+        catalog: str,
+        schema: str,
+        inference_table: str = "custom_model_payload",
+        workload_size: str = "Small",
+        scale_to_zero: bool = True,
+        timeout_minutes: float = 30,
+        registry_uri: str = "databricks-uc",
+        **_local_only: Any,  # the shared deploy shape carries local-server settings (host, port, ...)
+    ) -> None:
+        self.endpoint_name = endpoint_name
+        self.variants = _variants(variants)
+        self.catalog = catalog
+        self.schema = schema
+        self.inference_table = inference_table
+        self.workload_size = workload_size
+        self.scale_to_zero = bool(scale_to_zero)
+        self.timeout = timedelta(minutes=float(timeout_minutes))
+        self.registry_uri = registry_uri
+
+    # -- what to serve ------------------------------------------------------------------------------------
+    def resolve_version(self, variant: Variant) -> str:
+        """A pinned version as given, else the version the variant's alias points at in the registry."""
+        if variant.version is not None:
+            return str(variant.version)
+        if not variant.alias:
+            raise MarvelError(f"deploy variant {variant.name}: give a version or an alias")
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+
+        try:
+            mv = MlflowClient(registry_uri=self.registry_uri).get_model_version_by_alias(
+                variant.model, variant.alias
+            )
+        except MlflowException as exc:
+            raise MarvelError(
+                f"deploy variant {variant.name}: {variant.model} has no alias '{variant.alias}' "
+                "(run stages=[process,train] first)"
+            ) from exc
+        return str(mv.version)
+
+    def endpoint_config(self, versions: Mapping[str, str]) -> tuple[list[Any], Any]:
+        """(served entities, traffic config) for the resolved variant versions."""
+        from databricks.sdk.service.serving import Route, ServedEntityInput, TrafficConfig
+
+        entities = [
+            ServedEntityInput(
+                name=v.name,
+                entity_name=v.model,
+                entity_version=versions[v.name],
+                workload_size=self.workload_size,
+                scale_to_zero_enabled=self.scale_to_zero,
+            )
+            for v in self.variants
+        ]
+        traffic = TrafficConfig(
+            routes=[
+                Route(served_model_name=v.name, traffic_percentage=int(v.traffic_percentage))
+                for v in self.variants
+            ]
+        )
+        return entities, traffic
+
+    def ai_gateway(self) -> Any:
+        from databricks.sdk.service.serving import AiGatewayConfig, AiGatewayInferenceTableConfig
+
+        prefix = self.inference_table.removesuffix(PAYLOAD_SUFFIX)
+        return AiGatewayConfig(
+            inference_table_config=AiGatewayInferenceTableConfig(
+                catalog_name=self.catalog, schema_name=self.schema, table_name_prefix=prefix, enabled=True
+            )
+        )
+
+    # -- deploy ---------------------------------------------------------------------------------------------
+    def deploy(self, ctx: Any = None, client: Any | None = None) -> DatabricksEndpoint:
+        """Create the endpoint, or update its served versions and traffic; wait until it is ready.
+
+        `ctx` (the run context) is accepted for the deploy stage's contract; a `client` may be passed in
+        (tests), else the SDK's default auth (env vars, profile, or the job's own identity) is used."""
+        from databricks.sdk import WorkspaceClient
+        from databricks.sdk.errors import NotFound
+
+        w = client or WorkspaceClient()
+        versions = {v.name: self.resolve_version(v) for v in self.variants}
+        entities, traffic = self.endpoint_config(versions)
+        gateway = self.ai_gateway()
+        api = w.serving_endpoints
+        try:
+            current = api.get(self.endpoint_name)
+        except NotFound:
+            current = None
+        if current is None:
+            log.info("creating serving endpoint %s", self.endpoint_name)
+            from databricks.sdk.service.serving import EndpointCoreConfigInput
+
+            done = api.create_and_wait(
+                name=self.endpoint_name,
+                config=EndpointCoreConfigInput(
+                    name=self.endpoint_name, served_entities=entities, traffic_config=traffic
+                ),
+                ai_gateway=gateway,
+                timeout=self.timeout,
+            )
+        else:
+            log.info("updating serving endpoint %s", self.endpoint_name)
+            if (
+                current.state is not None
+                and str(getattr(current.state.config_update, "value", "")) == "IN_PROGRESS"
+            ):
+                # an endpoint accepts no new config while one is rolling out
+                api.wait_get_serving_endpoint_not_updating(self.endpoint_name, timeout=self.timeout)
+            done = api.update_config_and_wait(
+                name=self.endpoint_name,
+                served_entities=entities,
+                traffic_config=traffic,
+                timeout=self.timeout,
+            )
+            if _gateway_table(current) != _gateway_table_of(gateway):
+                api.put_ai_gateway(self.endpoint_name, inference_table_config=gateway.inference_table_config)
+        ready = getattr(getattr(done.state, "ready", None), "value", "UNKNOWN") if done.state else "UNKNOWN"
+        if ready != "READY":
+            raise MarvelError(
+                f"serving endpoint {self.endpoint_name} finished updating but is {ready}; "
+                f"see its events in the workspace ({w.config.host}/ml/endpoints/{self.endpoint_name})"
+            )
+        endpoint = DatabricksEndpoint(
+            name=self.endpoint_name,
+            host=w.config.host,
+            state=ready,
+            variants=self.variants,
+            versions=versions,
+            inference_table=f"{self.catalog}.{self.schema}.{self.inference_table}",
+        )
+        log.info("serving endpoint %s is %s at %s", self.endpoint_name, ready, endpoint.invocations_url)
+        return endpoint
+
+
+def _gateway_table_of(gateway: Any) -> tuple[Any, ...]:
+    t = getattr(gateway, "inference_table_config", None)
+    return (t.catalog_name, t.schema_name, t.table_name_prefix, bool(t.enabled)) if t else ()
+
+
+def _gateway_table(endpoint: Any) -> tuple[Any, ...]:
+    return _gateway_table_of(getattr(endpoint, "ai_gateway", None))

@@ -1,0 +1,249 @@
+"""`SparkCompute`: the stages' row-wise work on Spark, by running marvel's pandas code per partition.
+
+- load: a partition-aware source (`SyntheticSource.generate(n, seed, partition)`) generates its partitions in
+  parallel on the executors; any other source is loaded on the driver and distributed.
+- validate: the pandas pandera models are applied per Arrow batch with ``mapInPandas`` (the same
+  `split_valid` that quarantines locally), plus one global check the batches cannot make alone (PageID
+  uniqueness across batches). Why not ``pandera.pyspark``: it needs a second copy of every schema in Spark
+  types, supports only a subset of checks, and reports errors per column, not per row, so it could not
+  quarantine rows with their reason. One definition of each table, one implementation of the checks.
+- transform: a fitted processor (sklearn transformer) applied per batch, same code as ``processor.transform``.
+- score: batch scoring of a registered model with ``mlflow.pyfunc.spark_udf``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from marvel.data.base import DataSource
+from marvel.quarantine import _record_json, split_valid
+from marvel.schemas import (
+    INPUT_COLUMNS,
+    RAW_COLUMNS,
+    RAW_NUMERIC,
+    TARGET,
+    Quarantine,
+    RawCharacters,
+    SplitTable,
+)
+from marvel.spark.session import get_spark
+
+# Columns the validation batches add to carry quarantine rows beside valid ones in one result.
+_Q = ["_q_row", "_q_table", "_q_reason", "_q_record"]
+_UNIQUE_CHECK = "field_uniqueness"
+
+
+def spark_type(dtype: Any) -> str:
+    """A Spark DDL type for a pandas dtype (categories travel as strings)."""
+    kind = str(dtype)
+    if kind in ("int64", "int32", "Int64"):
+        return "bigint"
+    if kind.startswith("float"):
+        return "double"
+    if kind == "bool":
+        return "boolean"
+    if kind.startswith("datetime64"):
+        return "timestamp"
+    return "string"
+
+
+def ddl(frame: pd.DataFrame) -> str:
+    return ", ".join(f"`{c}` {spark_type(t)}" for c, t in frame.dtypes.items())
+
+
+def plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """Categoricals as plain strings, so Arrow sends them as Spark strings."""
+    out = frame.copy()
+    for col in out.columns:
+        if isinstance(out[col].dtype, pd.CategoricalDtype):
+            out[col] = out[col].astype(object).where(out[col].notna(), None)
+    return out
+
+
+RAW_DDL = ", ".join(f"`{c}` {'double' if c in RAW_NUMERIC else 'string'}" for c in RAW_COLUMNS)
+SPLIT_COLUMNS = [*INPUT_COLUMNS, TARGET]
+SPLIT_DDL = ", ".join(
+    f"`{c}` {'double' if c in ('Height', 'Weight') else 'bigint' if c == TARGET else 'string'}"
+    for c in SPLIT_COLUMNS
+)
+
+
+def validate_batch(
+    batch: pd.DataFrame, first_row: int, run_id: str, duplicated_ids: frozenset[str]
+) -> pd.DataFrame:
+    """One batch of raw rows -> valid split rows and quarantine rows, in one frame (`_q_*` set on the latter).
+
+    The same steps as `marvel.stages.process.validate_rows`, with row indexes made global (``first_row`` is the
+    batch's position in the whole table) and the cross-batch uniqueness verdict applied.
+    """
+    from marvel.stages.process import to_split_rows
+
+    batch = batch.reset_index(drop=True)
+    index = np.arange(first_row, first_row + len(batch))
+    valid, q_raw = split_valid(
+        batch, RawCharacters, table="raw", stage="process", run_id=run_id, numeric=RAW_NUMERIC
+    )
+    rows = to_split_rows(valid)
+    positions = rows.index.to_numpy()  # batch positions of the rows that passed RawCharacters
+    rows, q_split = split_valid(rows, SplitTable, table="split", stage="process", run_id=run_id)
+    q_raw = q_raw.assign(row_index=index[q_raw["row_index"].to_numpy()])
+    kept = np.delete(positions, q_split["row_index"].to_numpy())
+    # a "split" failure is reported at its raw row (pandas numbers it among the rows that passed raw)
+    q_split = q_split.assign(row_index=index[positions[q_split["row_index"].to_numpy()]])
+    quarantined = pd.concat([q_raw, q_split], ignore_index=True)
+
+    if duplicated_ids:
+        # a PageID repeated in another batch fails uniqueness as it would in one pandas frame
+        reason = {pid: f"PageID: {pid!r} fails {_UNIQUE_CHECK}" for pid in duplicated_ids}
+        pid_at = dict(zip(index, batch["PageID"], strict=True))
+        for i in quarantined.index:
+            pid = pid_at[quarantined.at[i, "row_index"]]
+            if pid in reason and reason[pid] not in quarantined.at[i, "reason"]:
+                quarantined.at[i, "reason"] += "; " + reason[pid]
+        dup = rows["Id"].isin(duplicated_ids).to_numpy()
+        if dup.any():
+            extra = pd.DataFrame(
+                {
+                    "table": "raw",
+                    "row_index": index[kept[dup]],
+                    "reason": [reason[pid] for pid in rows.loc[dup, "Id"]],
+                    "record": [_record_json(batch.iloc[p]) for p in kept[dup]],
+                }
+            )
+            quarantined = pd.concat([quarantined, extra], ignore_index=True)
+            rows = rows.loc[~dup]
+
+    valid_out = rows[SPLIT_COLUMNS].reset_index(drop=True).assign(**{c: None for c in _Q})
+    q_out = pd.DataFrame({c: [None] * len(quarantined) for c in SPLIT_COLUMNS}).assign(
+        _q_row=quarantined["row_index"].astype("int64").to_numpy(),
+        _q_table=quarantined["table"].to_numpy(),
+        _q_reason=quarantined["reason"].to_numpy(),
+        _q_record=quarantined["record"].to_numpy(),
+    )
+    out = pd.concat([valid_out, q_out], ignore_index=True)
+    out[TARGET] = out[TARGET].astype("Int64")
+    out["_q_row"] = out["_q_row"].astype("Int64")
+    return out
+
+
+class SparkCompute:
+    """Stages' work on Spark; ``rows_per_partition`` fixes how a generated source is split, so the generated
+    rows depend on the config, never on the cluster's size."""
+
+    name = "spark"
+
+    def __init__(self, spark: Mapping[str, Any] | None = None, rows_per_partition: int = 100_000) -> None:
+        self.spark_settings = dict(spark or {})
+        self.rows_per_partition = int(rows_per_partition)
+
+    @property
+    def spark(self) -> Any:
+        return get_spark(self.spark_settings)
+
+    # -- load -----------------------------------------------------------------------------------------
+    def load(self, source: DataSource) -> Any:
+        from pyspark import StorageLevel
+
+        if callable(getattr(source, "generate", None)) and hasattr(source, "n_rows"):
+            frame = self.generate(source, int(source.n_rows), int(getattr(source, "seed", 0)))
+        else:
+            frame = self.spark.createDataFrame(source.load())
+        # persisted: the raw rows are written, counted and validated, and must be the same rows each time
+        return frame.persist(StorageLevel.MEMORY_AND_DISK)
+
+    def generate(self, source: Any, n_rows: int, seed: int) -> Any:
+        """`n_rows` rows of a partition-aware source, one generator partition per Spark partition."""
+        parts = max(1, math.ceil(n_rows / self.rows_per_partition))
+        size = self.rows_per_partition
+
+        def gen(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+            for batch in batches:
+                for part in batch["id"].tolist():
+                    n = min(size, n_rows - part * size)
+                    yield source.generate(n, seed, partition=int(part))
+
+        # range(parts, numPartitions=parts) puts partition i's id in Spark partition i, so rows keep order
+        return self.spark.range(parts, numPartitions=parts).mapInPandas(gen, RAW_DDL)
+
+    def count(self, frame: Any) -> int:
+        return int(frame.count())
+
+    # -- validate -------------------------------------------------------------------------------------
+    def validate(self, raw: Any, run_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(valid train/test rows, quarantined rows) as pandas, as `PandasCompute.validate` returns them.
+
+        The valid rows are collected because the model trains on the driver (LightGBM's sklearn API) and the
+        split must be the same stratified, seeded split as locally.
+        """
+        from pyspark import TaskContext
+        from pyspark.sql import functions as F
+
+        dup_rows = (
+            raw.filter(F.col("PageID").isNotNull())
+            .groupBy("PageID")
+            .count()
+            .filter(F.col("count") > 1)
+            .select("PageID")
+            .collect()
+        )
+        duplicated = frozenset(str(r["PageID"]) for r in dup_rows)
+        # global row numbers: each partition's offset, as zipWithIndex computes them
+        counts = dict(raw.rdd.mapPartitionsWithIndex(lambda i, it: [(i, sum(1 for _ in it))]).collect())
+        offsets, total = {}, 0
+        for i in sorted(counts):
+            offsets[i], total = total, total + counts[i]
+
+        def check(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+            start = offsets[TaskContext.get().partitionId()]
+            for batch in batches:
+                if len(batch):
+                    yield validate_batch(batch, start, run_id, duplicated)
+                    start += len(batch)
+
+        schema = SPLIT_DDL + ", _q_row bigint, _q_table string, _q_reason string, _q_record string"
+        out = raw.mapInPandas(check, schema).toPandas()
+        is_q = out["_q_row"].notna()
+        rows = out.loc[~is_q, SPLIT_COLUMNS].reset_index(drop=True)
+        rows[TARGET] = rows[TARGET].astype("int64")
+        q = out.loc[is_q].sort_values("_q_row")
+        quarantined = pd.DataFrame(
+            {
+                "run_id": run_id,
+                "stage": "process",
+                "table": q["_q_table"].to_numpy(),
+                "row_index": q["_q_row"].astype("int64").to_numpy(),
+                "reason": q["_q_reason"].to_numpy(),
+                "record": q["_q_record"].to_numpy(),
+                "quarantined_at": pd.Timestamp.now(tz="UTC").tz_localize(None),
+            },
+            columns=list(Quarantine.to_schema().columns),
+        )
+        return rows, Quarantine.validate(quarantined)
+
+    # -- features and scoring -------------------------------------------------------------------------
+    def transform(self, processor: Any, frame: Any) -> Any:
+        """``processor.transform`` per batch; the output schema comes from transforming a few rows."""
+        sample = plain(processor.transform(frame.limit(5).toPandas()))
+
+        def apply(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+            for batch in batches:
+                yield plain(processor.transform(batch))
+
+        return frame.mapInPandas(apply, ddl(sample))
+
+    def score(
+        self, model_uri: str, frame: Any, column: str = "prediction", result_type: str = "double"
+    ) -> Any:
+        """Add `column` with the model's output for every row (``mlflow.pyfunc.spark_udf``, this env's
+        Python: nothing is installed on the executors)."""
+        import mlflow.pyfunc
+        from pyspark.sql import functions as F
+
+        udf = mlflow.pyfunc.spark_udf(self.spark, model_uri, result_type=result_type, env_manager="local")
+        inputs = [c for c in INPUT_COLUMNS if c in frame.columns]
+        return frame.withColumn(column, udf(F.struct(*[F.col(c) for c in inputs])))
