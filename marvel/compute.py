@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
@@ -35,6 +36,23 @@ class PandasCompute:
 
     def transform(self, processor: Any, frame: pd.DataFrame) -> pd.DataFrame:
         return processor.transform(frame)
+
+    def read(self, store: Any, name: str, version: int | None = None) -> pd.DataFrame:
+        return store.read(name, version)
+
+    def predictions(
+        self, model_uri: str, frame: pd.DataFrame, threshold: float, constants: dict[str, Any]
+    ) -> pd.DataFrame:
+        """Id, P(alive) and the label for every row, by the registered pipeline's pyfunc (predict_proba)."""
+        import mlflow.pyfunc
+
+        from marvel.schemas import INPUT_COLUMNS
+
+        model = mlflow.pyfunc.load_model(model_uri)
+        proba = np.asarray(model.predict(frame[[c for c in INPUT_COLUMNS if c in frame.columns]]))[:, 1]
+        out = pd.DataFrame({"Id": frame["Id"].astype(str).to_numpy(), "probability_alive": proba})
+        out["prediction"] = np.where(proba >= threshold, "alive", "dead")
+        return out.assign(**constants)
 
 
 def compute_for(cfg: DictConfig) -> Any:

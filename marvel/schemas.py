@@ -191,3 +191,18 @@ class InferenceLog(pa.DataFrameModel):
     class Config:
         strict = True
         coerce = True
+
+
+class Predictions(pa.DataFrameModel):
+    """`predictions`: batch scores of a table by a registered model (stage `score`)."""
+
+    Id: Series[str]
+    probability_alive: Series[float] = pa.Field(ge=0, le=1)
+    prediction: Series[str] = pa.Field(isin=["alive", "dead"])
+    model_name: Series[str]
+    model_version: Series[str]
+    scored_at: Series[pd.Timestamp]
+
+    class Config:
+        strict = True
+        coerce = True

@@ -115,3 +115,17 @@ def test_real_sample_marvel_features_beat_seed(run_marvel, real_data: Path) -> N
     assert ours["metrics"]["roc_auc"] > seed["metrics"]["roc_auc"] + 0.03
     assert ours["metrics"]["log_loss"] < seed["metrics"]["log_loss"]
     assert ours["metrics"]["log_loss"] < ours["baseline"]["log_loss"]
+
+
+def test_score_stage_writes_predictions_matching_the_model(run_marvel, marvel_home: Path) -> None:
+    run_marvel()
+    res = run_marvel("stages=[score]")
+    store = DeltaTableStore(marvel_home / "lake")
+    preds = store.read("predictions")
+    test = store.read("test_set")
+    assert res["score"]["rows"] == len(test) == len(preds)
+    model = mlflow.sklearn.load_model(f"models:/{BASIC}@latest-model")
+    expected = pd.Series(model.predict_proba(test)[:, 1], index=test["Id"])
+    got = preds.set_index("Id")["probability_alive"]
+    assert np.allclose(got.loc[expected.index], expected)
+    assert set(preds["model_version"]) == {"1"}

@@ -211,7 +211,15 @@ def test_env_spark_runs_process_and_train(tmp_path: Path) -> None:
     home = tmp_path / "home"
     env = {**os.environ, "MARVEL_HOME": str(home)}
     out = subprocess.run(
-        [sys.executable, "-m", "marvel", "+env=spark", "data.n_rows=3000", "model.params.n_estimators=30"],
+        [
+            sys.executable,
+            "-m",
+            "marvel",
+            "+env=spark",
+            "data.n_rows=3000",
+            "model.params.n_estimators=30",
+            "stages=[process,train,score]",
+        ],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -220,8 +228,9 @@ def test_env_spark_runs_process_and_train(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "rows: raw 3000 = quarantined 0 + train 2400 + test 600" in out.stdout
+    assert "scored 600 rows of test_set" in out.stdout  # batch scoring on the executors (spark_udf)
     warehouse = home / "spark-warehouse"
-    for table in ("raw", "train_set", "test_set", "process_stats"):
+    for table in ("raw", "train_set", "test_set", "process_stats", "predictions"):
         assert (warehouse / table / "_marvel_log.json").is_file(), table
     with sqlite3.connect(home / "mlflow.db") as db:
         models = {r[0] for r in db.execute("select name from registered_models")}

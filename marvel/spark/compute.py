@@ -247,3 +247,22 @@ class SparkCompute:
         udf = mlflow.pyfunc.spark_udf(self.spark, model_uri, result_type=result_type, env_manager="local")
         inputs = [c for c in INPUT_COLUMNS if c in frame.columns]
         return frame.withColumn(column, udf(F.struct(*[F.col(c) for c in inputs])))
+
+    def read(self, store: Any, name: str, version: int | None = None) -> Any:
+        """A table as a Spark DataFrame (the store's own frame), so scoring never collects it."""
+        return store.frame(name, version)
+
+    def predictions(self, model_uri: str, frame: Any, threshold: float, constants: dict[str, Any]) -> Any:
+        """As `PandasCompute.predictions`, on the executors through ``spark_udf``."""
+        from pyspark.sql import functions as F
+
+        scored = self.score(model_uri, frame, column="_proba", result_type="array<double>")
+        proba = F.col("_proba").getItem(1)
+        out = scored.select(
+            F.col("Id").cast("string").alias("Id"),
+            proba.alias("probability_alive"),
+            F.when(proba >= F.lit(threshold), "alive").otherwise("dead").alias("prediction"),
+        )
+        for key, value in constants.items():
+            out = out.withColumn(key, F.lit(value))
+        return out

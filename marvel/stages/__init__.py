@@ -12,6 +12,8 @@ STAGES: dict[str, str] = {
     "train": "marvel.stages.train:run",
     "deploy": "marvel.stages.deploy:run",
     "monitor": "marvel.stages.monitor:run",
+    "score": "marvel.stages.score:run",
+    "simulate": "marvel.stages.simulate:run",
 }
 
 
