@@ -6,11 +6,14 @@ Every addition was kept only if it improved held-out ROC AUC and log loss on the
 
 from __future__ import annotations
 
+import re
+from functools import lru_cache
+
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 
-from marvel.features.records import split_list, team_count, to_records
+from marvel.features.records import list_items, team_counts, to_records
 from marvel.features.seed import SeedProcessor
 
 ORIGIN_KEYWORDS: dict[str, tuple[str, ...]] = {
@@ -24,15 +27,27 @@ ORIGIN_KEYWORDS: dict[str, tuple[str, ...]] = {
 }
 
 
+_FAMILIES = ["earth_616", "earth_numbered", "earth_lettered", "named", "unknown"]
+_NUMBERED = re.compile(r"^Earth-[0-9]+$")
+_LETTERED = re.compile(r"^Earth-.*[A-Za-z]")
+
+
+@lru_cache(maxsize=65536)
+def _family(u: str | None) -> str:
+    if not u:
+        return "unknown"
+    if u == "Earth-616":
+        return "earth_616"
+    if _NUMBERED.match(u):
+        return "earth_numbered"
+    if _LETTERED.match(u):
+        return "earth_lettered"
+    return "named"
+
+
 def universe_family(universe: pd.Series) -> pd.Series:
     """Earth-616 / numbered Earths / lettered Earths (Earth-TRN...) / named realities / unknown."""
-    u = universe.fillna("")
-    fam = pd.Series("named", index=universe.index, dtype=object)
-    fam[u.str.match(r"^Earth-[0-9]+$")] = "earth_numbered"
-    fam[u.str.match(r"^Earth-.*[A-Za-z]")] = "earth_lettered"
-    fam[u.eq("Earth-616")] = "earth_616"
-    fam[u.eq("")] = "unknown"
-    return fam
+    return pd.Series([_family(u) for u in universe.tolist()], index=universe.index, dtype=object)
 
 
 class MarvelProcessor(SeedProcessor):
@@ -58,22 +73,23 @@ class MarvelProcessor(SeedProcessor):
         self.random_state = random_state
 
     # -- fitted statistics ------------------------------------------------------------------------
-    def _creator_table(self, creators: pd.Series, y: np.ndarray) -> tuple[dict[str, float], float]:
+    def _creator_table(self, creators: list[list[str]], y: np.ndarray) -> tuple[dict[str, float], float]:
         prior = float(np.mean(y)) if len(y) else 0.5
-        lists = split_list(creators)
-        exploded = pd.DataFrame({"creator": lists, "y": y}).explode("creator").dropna()
+        exploded = pd.DataFrame({"creator": creators, "y": y}).explode("creator").dropna()
         stats = exploded.groupby("creator")["y"].agg(["sum", "count"])
         stats = stats[stats["count"] >= self.creator_min_count]
         m = self.creator_smoothing
         rate = (stats["sum"] + m * prior) / (stats["count"] + m)
         return rate.to_dict(), prior
 
-    def _creator_score(self, creators: pd.Series, table: dict[str, float], prior: float) -> pd.Series:
-        def score(names: list[str]) -> float:
+    @staticmethod
+    def _creator_score(creators: list[list[str]], table: dict[str, float], prior: float) -> np.ndarray:
+        out = np.zeros(len(creators))
+        for i, names in enumerate(creators):
             rates = [table[n] for n in names if n in table]
-            return float(np.mean(rates)) - prior if rates else 0.0
-
-        return split_list(creators).map(score).astype("float64")
+            if rates:
+                out[i] = float(np.mean(rates)) - prior
+        return out
 
     def fit(self, X: pd.DataFrame, y: object = None) -> MarvelProcessor:
         super().fit(X, y)
@@ -81,8 +97,8 @@ class MarvelProcessor(SeedProcessor):
         universe = r["Universe"].fillna("Unknown")
         self.universe_freq_ = universe.value_counts(normalize=True).to_dict()
         yy = np.zeros(len(r)) if y is None else np.asarray(y, dtype=float)
-        self.creator_rate_, self.prior_ = self._creator_table(r["Creators"], yy)
-        self.feature_names_out_ = list(self._extra(r, super().transform(X)).columns)
+        self.creator_rate_, self.prior_ = self._creator_table(list_items(r["Creators"].tolist()), yy)
+        self.feature_names_out_ = self.seed_columns_ + list(self._extra(r.head(1)))
         return self
 
     def fit_transform(self, X: pd.DataFrame, y: object = None, **fit_params: object) -> pd.DataFrame:
@@ -105,37 +121,46 @@ class MarvelProcessor(SeedProcessor):
             out["creator_alive_rate"] = oof
             return out
         folds = StratifiedKFold(n_folds, shuffle=True, random_state=self.random_state)
+        creators = list_items(r["Creators"].tolist())
         for fit_idx, enc_idx in folds.split(np.zeros(len(yy)), yy.astype(int)):
-            table, prior = self._creator_table(r["Creators"].iloc[fit_idx], yy[fit_idx])
-            oof[enc_idx] = self._creator_score(r["Creators"].iloc[enc_idx], table, prior).to_numpy()
+            table, prior = self._creator_table([creators[i] for i in fit_idx], yy[fit_idx])
+            oof[enc_idx] = self._creator_score([creators[i] for i in enc_idx], table, prior)
         out["creator_alive_rate"] = oof
         return out
 
     # -- features -----------------------------------------------------------------------------------
-    def _extra(self, r: pd.DataFrame, base: pd.DataFrame) -> pd.DataFrame:
-        out = base.copy()
-        lower = r["Origin"].fillna("").str.lower()
-        out["n_teams"] = team_count(r["Teams"])
-        out["n_creators"] = split_list(r["Creators"]).map(len).astype("int64")
-        out["height_known"] = r["Height"].notna().astype("int64")
-        out["weight_known"] = r["Weight"].notna().astype("int64")
-        out["identity_known"] = r["Identity"].notna().astype("int64")
-        out["marital_known"] = r["Marital_Status"].notna().astype("int64")
-        out["origin_known"] = r["Origin"].notna().astype("int64")
-        out["universe_family"] = pd.Categorical(
-            universe_family(r["Universe"]),
-            categories=["earth_616", "earth_numbered", "earth_lettered", "named", "unknown"],
-        )
-        universe = r["Universe"].fillna("Unknown")
-        out["universe_freq"] = universe.map(self.universe_freq_).fillna(0.0).astype("float64")
+    def _extra(self, r: pd.DataFrame) -> dict[str, list | np.ndarray]:
+        origins = r["Origin"].tolist()
+        lower = [o.lower() if o is not None else "" for o in origins]
+        creators = list_items(r["Creators"].tolist())
+        universes = r["Universe"].tolist()
+        out: dict[str, list | np.ndarray] = {
+            "n_teams": team_counts(r["Teams"].tolist()),
+            "n_creators": [len(c) for c in creators],
+            "height_known": r["Height"].notna().to_numpy().astype("int64"),
+            "weight_known": r["Weight"].notna().to_numpy().astype("int64"),
+            "identity_known": [int(v is not None) for v in r["Identity"].tolist()],
+            "marital_known": [int(v is not None) for v in r["Marital_Status"].tolist()],
+            "origin_known": [int(o is not None) for o in origins],
+            "universe_family": [_family(u) for u in universes],
+            "universe_freq": np.array(
+                [self.universe_freq_.get(u if u is not None else "Unknown", 0.0) for u in universes],
+                dtype="float64",
+            ),
+        }
         for name, words in ORIGIN_KEYWORDS.items():
-            hit = pd.Series(False, index=r.index)
-            for w in words:
-                hit |= lower.str.contains(w, regex=False)
-            out[name] = hit.astype("int64")
-        out["creator_alive_rate"] = self._creator_score(r["Creators"], self.creator_rate_, self.prior_)
+            out[name] = [int(any(w in o for w in words)) for o in lower]
+        out["creator_alive_rate"] = self._creator_score(creators, self.creator_rate_, self.prior_)
         return out
+
+    def _frame(self, clean: dict[str, list | np.ndarray], index: pd.Index) -> pd.DataFrame:
+        family = clean.pop("universe_family", None)
+        frame = super()._frame(clean, index)
+        if family is not None:
+            frame["universe_family"] = pd.Categorical(family, categories=_FAMILIES)
+        return frame
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         r = to_records(X)
-        return self._extra(r, super().transform(X))[self.feature_names_out_]
+        columns = {**self._transform_records(r), **self._extra(r)}
+        return self._frame(columns, r.index)[self.feature_names_out_]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from marvel.features.records import team_count, to_records
+from marvel.features.records import team_counts, to_records
 
 # Checked in this order: the first word the lower-cased origin contains wins.
 ORIGIN_GROUPS: tuple[str, ...] = (
@@ -21,16 +23,19 @@ ORIGIN_GROUPS: tuple[str, ...] = (
 CATEGORICAL = ("Universe", "Identity", "Gender", "Marital_Status", "Origin")
 
 
-def origin_group(origin: pd.Series) -> pd.Series:
-    lower = origin.fillna("").str.lower()
-    out = pd.Series("Other", index=origin.index, dtype=object)
-    undecided = pd.Series(True, index=origin.index)
+@lru_cache(maxsize=65536)
+def _group(origin: str | None) -> str:
+    if origin is None:
+        return "Unknown"
+    lower = origin.lower()
     for group in ORIGIN_GROUPS:
-        hit = undecided & lower.str.contains(group.lower(), regex=False)
-        out[hit] = group
-        undecided &= ~hit
-    out[origin.isna()] = "Unknown"
-    return out
+        if group.lower() in lower:
+            return group
+    return "Other"
+
+
+def origin_group(origin: pd.Series) -> pd.Series:
+    return pd.Series([_group(o) for o in origin.tolist()], index=origin.index, dtype=object)
 
 
 class SeedProcessor(TransformerMixin, BaseEstimator):
@@ -44,51 +49,65 @@ class SeedProcessor(TransformerMixin, BaseEstimator):
     def __init__(self, min_universe_count: int = 50) -> None:
         self.min_universe_count = min_universe_count
 
-    # -- the seed's cleaning, before any fitted state ------------------------------------------------
-    def _clean(self, X: pd.DataFrame) -> pd.DataFrame:
-        r = to_records(X)
-        out = pd.DataFrame(index=r.index)
-        out["Height"] = r["Height"]
-        out["Weight"] = r["Weight"]
-        out["Universe"] = r["Universe"].fillna("Unknown")
-        out["Identity"] = r["Identity"].fillna("Unknown")
-        out["Gender"] = r["Gender"].where(r["Gender"].isin(["Male", "Female"]), "Other")
-        out["Marital_Status"] = r["Marital_Status"].fillna("Unknown").replace({"Widow": "Widowed"})
-        origin = r["Origin"]
-        lower = origin.fillna("").str.lower()
-        out["Origin"] = origin_group(origin)
-        out["Teams"] = (team_count(r["Teams"]) > 0).astype("int64")
-        out["Magic"] = lower.str.contains("magic", regex=False).astype("int64")
-        out["Mutant"] = (
-            lower.str.contains("mutate", regex=False) | lower.str.contains("mutant", regex=False)
-        ).astype("int64")
-        return out
+    # -- the seed's cleaning, before any fitted state, as plain columns --------------------------------
+    @staticmethod
+    def _clean(r: pd.DataFrame) -> dict[str, list | np.ndarray]:
+        origins = r["Origin"].tolist()
+        lower = [o.lower() if o is not None else "" for o in origins]
+        return {
+            "Height": r["Height"].to_numpy(),
+            "Weight": r["Weight"].to_numpy(),
+            "Universe": [u if u is not None else "Unknown" for u in r["Universe"].tolist()],
+            "Identity": [v if v is not None else "Unknown" for v in r["Identity"].tolist()],
+            "Gender": [g if g in ("Male", "Female") else "Other" for g in r["Gender"].tolist()],
+            "Marital_Status": [
+                "Unknown" if m is None else ("Widowed" if m == "Widow" else m)
+                for m in r["Marital_Status"].tolist()
+            ],
+            "Origin": [_group(o) for o in origins],
+            "Teams": [1 if t > 0 else 0 for t in team_counts(r["Teams"].tolist())],
+            "Magic": [1 if "magic" in o else 0 for o in lower],
+            "Mutant": [1 if ("mutate" in o or "mutant" in o) else 0 for o in lower],
+        }
 
     def fit(self, X: pd.DataFrame, y: object = None) -> SeedProcessor:
-        clean = self._clean(X)
-        counts = clean["Universe"].value_counts()
+        clean = self._clean(to_records(X))
+        counts = pd.Series(clean["Universe"]).value_counts()
         self.universes_ = sorted(counts[counts >= self.min_universe_count].index)
         clean["Universe"] = self._group_universe(clean["Universe"])
         self.categories_ = {c: sorted(set(clean[c]) | {"Other", "Unknown"}) for c in CATEGORICAL}
-        self.seed_columns_ = list(clean.columns)
+        self.seed_columns_ = list(clean)
         self.feature_names_out_ = list(self.seed_columns_)
         return self
 
-    def _group_universe(self, universe: pd.Series) -> pd.Series:
-        return universe.where(universe.isin(self.universes_) | universe.eq("Unknown"), "Other")
+    def _group_universe(self, universe: list[str]) -> list[str]:
+        keep = set(self.universes_) | {"Unknown"}
+        return [u if u in keep else "Other" for u in universe]
 
-    def _as_categories(self, df: pd.DataFrame) -> pd.DataFrame:
-        # values never seen in training become "Other": the model gets a known category, never NaN
-        for c in CATEGORICAL:
-            known = self.categories_[c]
-            col = df[c].where(df[c].isin(known), "Other")
-            df[c] = pd.Categorical(col, categories=known)
-        return df
+    def _frame(self, clean: dict[str, list | np.ndarray], index: pd.Index) -> pd.DataFrame:
+        """Columns to a frame; categoricals over the training categories, unseen values as "Other"."""
+        data: dict[str, object] = {}
+        for col, values in clean.items():
+            if col in CATEGORICAL:
+                known = self.categories_[col]
+                known_set = set(known)
+                data[col] = pd.Categorical(
+                    [v if v in known_set else "Other" for v in values], categories=known
+                )
+            elif isinstance(values, np.ndarray) and values.dtype.kind == "f":
+                data[col] = values
+            else:
+                data[col] = np.asarray(values, dtype="int64")
+        return pd.DataFrame(data, index=index)
+
+    def _transform_records(self, r: pd.DataFrame) -> dict[str, list | np.ndarray]:
+        clean = self._clean(r)
+        clean["Universe"] = self._group_universe(clean["Universe"])
+        return clean
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
-        clean = self._clean(X)
-        clean["Universe"] = self._group_universe(clean["Universe"])
-        return self._as_categories(clean)[self.seed_columns_]
+        r = to_records(X)
+        return self._frame(self._transform_records(r), r.index)[self.seed_columns_]
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         return np.asarray(self.feature_names_out_, dtype=object)
