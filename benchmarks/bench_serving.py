@@ -24,18 +24,10 @@ from pathlib import Path
 import pandas as pd
 import requests
 
+from marvel.examples import RAW_EXAMPLE
+
 REPO = Path(__file__).resolve().parents[1]
-RECORD = {
-    "Id": "Peter_Parker_(Earth-616)",
-    "Height": 1.78,
-    "Weight": 76.0,
-    "Universe": "Earth-616",
-    "Identity": "Secret",
-    "Gender": "Male",
-    "Marital_Status": "Married",
-    "Teams": "Avengers; X-Men",
-    "Origin": "Human mutate",
-}
+RECORD = RAW_EXAMPLE
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:

@@ -7,23 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from marvel.examples import SOURCE_EXAMPLE
 from marvel.features.marvel import MarvelProcessor, universe_family
 from marvel.features.records import team_count, to_records
 from marvel.features.seed import SeedProcessor, origin_group
 from marvel.schemas import Features
 
-SERVING_EXAMPLE = {
-    "Height": 1.88,
-    "Weight": 90.0,
-    "Universe": "Marvel",
-    "Identity": "Secret",
-    "Gender": "Male",
-    "Marital_Status": "Single",
-    "Teams": "1",
-    "Origin": "Human",
-    "Magic": "0",
-    "Mutant": "0",
-}
+SERVING_EXAMPLE = SOURCE_EXAMPLE
 RAW_EXAMPLE = {
     "Id": "Logan_(Earth-616)",
     "Name": "Logan",
@@ -64,12 +54,30 @@ def test_seed_semantics_exactly() -> None:
     proc = SeedProcessor(min_universe_count=50).fit(df, y)
     probe = pd.DataFrame(
         [
-            {"Universe": None, "Identity": None, "Gender": "Agender", "Marital_Status": None, "Teams": None,
-             "Origin": None},
-            {"Universe": "Earth-9999", "Identity": "Secret", "Gender": "Female", "Marital_Status": "Widow",
-             "Teams": "X-Men", "Origin": "Human mutate"},
-            {"Universe": "Earth-616", "Identity": "Public", "Gender": "Male", "Marital_Status": "Single",
-             "Teams": "", "Origin": "Mutant magic"},
+            {
+                "Universe": None,
+                "Identity": None,
+                "Gender": "Agender",
+                "Marital_Status": None,
+                "Teams": None,
+                "Origin": None,
+            },
+            {
+                "Universe": "Earth-9999",
+                "Identity": "Secret",
+                "Gender": "Female",
+                "Marital_Status": "Widow",
+                "Teams": "X-Men",
+                "Origin": "Human mutate",
+            },
+            {
+                "Universe": "Earth-616",
+                "Identity": "Public",
+                "Gender": "Male",
+                "Marital_Status": "Single",
+                "Teams": "",
+                "Origin": "Mutant magic",
+            },
         ]
     )
     out = proc.transform(probe)
@@ -125,10 +133,19 @@ def test_unseen_categories_become_other_not_nan() -> None:
 
 def test_kaggle_and_serving_names_give_the_same_records() -> None:
     kaggle = pd.DataFrame(
-        [{"PageID": "x", "Height (m)": "1.88", "Marital Status": "Single", "Teams": "A; B", "Universe": "Earth-616"}]
+        [
+            {
+                "PageID": "x",
+                "Height (m)": "1.88",
+                "Marital Status": "Single",
+                "Teams": "A; B",
+                "Universe": "Earth-616",
+            }
+        ]
     )
-    serving = pd.DataFrame([{"Id": "x", "Height": 1.88, "Marital_Status": "Single", "Teams": "A; B",
-                             "Universe": "Earth-616"}])
+    serving = pd.DataFrame(
+        [{"Id": "x", "Height": 1.88, "Marital_Status": "Single", "Teams": "A; B", "Universe": "Earth-616"}]
+    )
     pd.testing.assert_frame_equal(to_records(kaggle), to_records(serving))
 
 

@@ -31,6 +31,7 @@ from omegaconf import DictConfig
 from marvel.conf import CONFIG_DIR
 from marvel.context import RunContext
 from marvel.errors import MarvelError
+from marvel.examples import RAW_EXAMPLE, SOURCE_EXAMPLE
 from marvel.schemas import INPUT_REQUIRED, MAX_HEIGHT_M
 from marvel.serving.client import Client, ServingError
 from marvel.serving.deployer import LocalDeployer, LocalEndpoint
@@ -40,35 +41,9 @@ from marvel.tracking import configure
 
 REPO = Path(__file__).resolve().parents[1]
 ENDPOINT = "marvel-character-model-serving"
-# the source platform's example request, verbatim
-EXAMPLE = {
-    "dataframe_records": [
-        {
-            "Height": 1.88,
-            "Weight": 90.0,
-            "Universe": "Marvel",
-            "Identity": "Secret",
-            "Gender": "Male",
-            "Marital_Status": "Single",
-            "Teams": "1",
-            "Origin": "Human",
-            "Magic": "0",
-            "Mutant": "0",
-        }
-    ]
-}
-# a record with the Kaggle file's values (not the seed's pre-digested ones)
-RAW = {
-    "Id": "Peter_Parker_(Earth-616)",
-    "Height": 1.78,
-    "Weight": 76.0,
-    "Universe": "Earth-616",
-    "Identity": "Secret",
-    "Gender": "Male",
-    "Marital_Status": "Married",
-    "Teams": "Avengers; X-Men",
-    "Origin": "Human mutate",
-}
+# the source platform's example request, verbatim, and a record with the Kaggle file's values
+EXAMPLE = {"dataframe_records": [SOURCE_EXAMPLE]}
+RAW = RAW_EXAMPLE
 LABELS = {"alive", "dead"}
 
 

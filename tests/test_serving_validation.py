@@ -8,19 +8,11 @@ import pandera.pandas as pa
 import pytest
 from pandera.typing import Series
 
+from marvel.examples import RAW_EXAMPLE
 from marvel.schemas import MAX_HEIGHT_M, CharacterRecord
 from marvel.serving.validation import RequestError, compile_rules, parse_request
 
-GOOD = {
-    "Height": 1.78,
-    "Weight": 76.0,
-    "Universe": "Earth-616",
-    "Identity": "Secret",
-    "Gender": "Male",
-    "Marital_Status": "Married",
-    "Teams": "Avengers; X-Men",
-    "Origin": "Human mutate",
-}
+GOOD = {k: v for k, v in RAW_EXAMPLE.items() if k != "Id"}
 
 
 def parse(*records: dict, **extra: object) -> list[dict]:

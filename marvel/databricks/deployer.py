@@ -16,19 +16,11 @@ from datetime import timedelta
 from typing import Any
 
 from marvel.errors import MarvelError
+from marvel.serving.routing import Variant
 
 log = logging.getLogger(__name__)
 
 PAYLOAD_SUFFIX = "_payload"  # the AI gateway names the table <prefix>_payload
-
-
-@dataclass
-class Variant:
-    name: str
-    model: str
-    alias: str | None = None
-    version: str | int | None = None
-    traffic_percentage: int = 100
 
 
 @dataclass
@@ -76,7 +68,7 @@ class DatabricksEndpoint:
 
 
 def _variants(variants: Sequence[Mapping[str, Any]]) -> list[Variant]:
-    out = [Variant(**dict(v)) for v in variants]
+    out = [Variant.from_config(dict(v)) for v in variants]
     if not out:
         raise MarvelError("deploy.variants is empty: serve at least one model")
     total = sum(int(v.traffic_percentage) for v in out)
