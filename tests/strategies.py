@@ -12,15 +12,19 @@ from hypothesis import strategies as st
 
 from marvel.schemas import RAW_COLUMNS, RawCharacters
 
-TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=12)
+TEXT = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=12
+)
 UNIVERSES = st.one_of(st.sampled_from(["Earth-616", "Earth-1610", "Mojoverse", "Earth-TRN743"]), TEXT)
 ORIGINS = st.one_of(
-    st.sampled_from(["Human", "Human mutate", "Mutant", "Asgardian", "Magic Robot", "Alien Symbiote", "Cosmic Being"]),
+    st.sampled_from(
+        ["Human", "Human mutate", "Mutant", "Asgardian", "Magic Robot", "Alien Symbiote", "Cosmic Being"]
+    ),
     TEXT,
 )
-NAME_LISTS = st.lists(st.sampled_from(["Avengers", "X-Men", "Stan Lee", "Jack Kirby", "A; B"]), max_size=4).map(
-    lambda xs: "; ".join(xs) or None
-)
+NAME_LISTS = st.lists(
+    st.sampled_from(["Avengers", "X-Men", "Stan Lee", "Jack Kirby", "A; B"]), max_size=4
+).map(lambda xs: "; ".join(xs) or None)
 
 
 def _maybe(strategy: st.SearchStrategy) -> st.SearchStrategy:

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from marvel.examples import RAW_EXAMPLE, SOURCE_EXAMPLE
 from marvel.tables import DeltaTableStore
-from test_features import RAW_EXAMPLE, SERVING_EXAMPLE
 
 pytestmark = pytest.mark.slow
 
@@ -52,7 +52,7 @@ def test_default_run_end_to_end(run_marvel, marvel_home: Path) -> None:
     assert inputs == {f"train_set@v{store.version('train_set')}", f"test_set@v{store.version('test_set')}"}
 
     # the registered pipeline takes character records: both the source platform's example and a raw record
-    records = pd.DataFrame([SERVING_EXAMPLE, RAW_EXAMPLE])
+    records = pd.DataFrame([SOURCE_EXAMPLE, RAW_EXAMPLE])
     basic = mlflow.sklearn.load_model(f"models:/{BASIC}@latest-model")
     proba = basic.predict_proba(records)
     assert proba.shape == (2, 2) and np.allclose(proba.sum(axis=1), 1)
