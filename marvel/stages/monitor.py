@@ -1,0 +1,50 @@
+"""Stage `monitor`: refresh drift and quality tables from the inference table, report, alert.
+
+`cfg.monitor` names the monitor by `_target_` (LocalMonitor here, a Databricks monitor on `+env=...`); each
+has `refresh(ctx) -> {"alerts": [...], "summary": str, ...}`. Alerts are printed and the stage exits 0,
+unless `monitor.fail_on_alert=true`, which raises `DriftAlert` (exit code 3) for schedulers.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from hydra.utils import instantiate
+
+from marvel.context import RunContext
+from marvel.monitoring.alerts import DriftAlert
+
+log = logging.getLogger(__name__)
+
+
+def run(ctx: RunContext) -> dict[str, Any]:
+    monitor = instantiate(ctx.cfg.monitor, _convert_="all")
+    result = monitor.refresh(ctx)
+    alerts = result.get("alerts", [])
+    lines = result.get("alert_lines") or [str(a) for a in alerts]
+    print(f"monitor: {result['summary']}", flush=True)
+    for line in lines[:50]:
+        print(f"  drift alert: {line}", flush=True)
+    if len(lines) > 50:
+        print(f"  ... and {len(lines) - 50} more (see the report)", flush=True)
+    ctx.tracker.log_metrics(
+        {
+            "monitor_alerts": len(alerts),
+            "monitor_rows_added": result.get("rows_added", 0),
+            "monitor_windows": result.get("windows", 0),
+            "monitor_windows_refreshed": result.get("windows_refreshed", 0),
+        }
+    )
+    card = result.pop("card", None)
+    if card is not None:
+        result["report"] = str(ctx.tracker.log_card(card))
+        print(f"monitor: report {result['report']}", flush=True)
+    ctx.state["monitor"] = result
+    if alerts and ctx.cfg.monitor.get("fail_on_alert", False):
+        columns = sorted({getattr(a, "column_name", str(a)) for a in alerts})
+        raise DriftAlert(
+            f"monitoring raised {len(alerts)} alert(s) on {', '.join(columns)} (monitor.fail_on_alert=true); "
+            "see the monitor report"
+        )
+    return result
