@@ -42,7 +42,7 @@ def test_default_run_end_to_end(run_marvel, marvel_home: Path) -> None:
     assert m["rows_raw"] == m["rows_quarantined"] + m["rows_train"] + m["rows_test"]
     assert m["baseline_roc_auc"] == 0.5
     assert {"git_sha", "branch", "job_run_id"} <= set(run.data.tags)
-    assert run.data.params["model"] == "lightgbm" and run.data.params["model.max_depth"] == "6"
+    assert run.data.params["model"] == "lightgbm_tuned" and run.data.params["model.num_leaves"] == "7"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "plots", "cards"} <= artifacts
     plots = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "plots")}

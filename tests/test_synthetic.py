@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import pickle
 import subprocess
 import sys
@@ -14,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pandera.errors
 import pytest
+from conftest import real_data_path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
@@ -38,9 +38,9 @@ def synth_20k(calibration: dict[str, Any]) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def real() -> pd.DataFrame:
-    path = os.environ.get("MARVEL_REAL_DATA")
-    if not path or not os.path.exists(path):
-        pytest.skip("MARVEL_REAL_DATA is not set or does not point to an existing file (the real sample CSV)")
+    path = real_data_path()
+    if path is None:
+        pytest.skip("needs the real Kaggle sample: set MARVEL_REAL_DATA (neither it nor the file was found)")
     return pd.read_csv(path, index_col=0)
 
 
@@ -265,11 +265,10 @@ def test_calibration_close_to_real_sample(
 @pytest.mark.real_data
 def test_calibration_script_reproduces_the_config(real: pd.DataFrame, calibration: dict[str, Any]) -> None:
     out = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "calibrate_synthetic.py")],
+        [sys.executable, str(ROOT / "benchmarks" / "calibrate_synthetic.py"), str(real_data_path())],
         capture_output=True,
         text=True,
         check=True,
-        env={**os.environ},
     ).stdout
     fresh = OmegaConf.to_container(OmegaConf.create(out), resolve=True)
     assert fresh == calibration
