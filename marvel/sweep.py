@@ -48,8 +48,11 @@ class SweepCallback(Callback):
         run = client.create_run(exp, run_name=cfg.get("run_name") or "sweep", tags=tags)
         self.parent_run_id = run.info.run_id
         # two jobs at a time on two cores: each job's model gets the cores left over, not all of them
+        cpus = os.cpu_count() or 1
         launcher_jobs = int(OmegaConf.select(config, "hydra.launcher.n_jobs", default=1) or 1)
-        threads = str(max(1, (os.cpu_count() or 1) // max(1, launcher_jobs)))
+        if launcher_jobs < 0:  # joblib's convention: -1 is every core, -2 all but one, ...
+            launcher_jobs = max(1, cpus + 1 + launcher_jobs)
+        threads = str(max(1, cpus // launcher_jobs))
         for key, value in ((PARENT_ENV, self.parent_run_id), (MODE_ENV, "cv"), (THREADS_ENV, threads)):
             self._saved_env[key] = os.environ.get(key)
             os.environ[key] = value
