@@ -11,11 +11,18 @@ from typing import Any
 
 import pytest
 from hydra import compose, initialize_config_dir
+from hypothesis import settings
 from omegaconf import DictConfig
 
 from marvel.conf import CONFIG_DIR
 
 REPO = Path(__file__).resolve().parents[1]
+
+# CI sees the same examples on every run (a failure there is a real regression, not a lucky draw, and is
+# reproducible); locally hypothesis explores new examples each run and remembers failures.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 # Small, fast defaults for tests: the behaviour is the same, the numbers of rows and trees are not.
 FAST = ["data.n_rows=2000", "model.params.n_estimators=60"]
 
