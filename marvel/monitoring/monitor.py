@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from marvel.features.records import NUMERIC_INPUTS
 from marvel.monitoring import alerts as alerting
 from marvel.monitoring import report
 from marvel.monitoring.drift import DRIFT_COLUMNS, build_baseline, drift
@@ -27,21 +28,14 @@ from marvel.monitoring.parse import payload_to_monitoring
 from marvel.monitoring.profile import PROFILE_COLUMNS, profile
 from marvel.monitoring.schemas import DriftMetrics, Labels, ModelMonitoring, MonitorState, ProfileMetrics
 from marvel.monitoring.windows import parse_granularity, window_start
+from marvel.schemas import INPUT_REQUIRED
 from marvel.tables import TableStore
 
 log = logging.getLogger(__name__)
 
-DEFAULT_NUMERIC = ["Height", "Weight", "probability"]
-DEFAULT_CATEGORICAL = [
-    "Universe",
-    "Identity",
-    "Gender",
-    "Marital_Status",
-    "Teams",
-    "Origin",
-    "prediction",
-    "label",
-]
+# the model's required inputs, as the schema lists them, plus what the model answered and the label
+DEFAULT_NUMERIC = [*NUMERIC_INPUTS, "probability"]
+DEFAULT_CATEGORICAL = [*(c for c in INPUT_REQUIRED if c not in NUMERIC_INPUTS), "prediction", "label"]
 VALIDATE_SAMPLE = 20_000
 # bump when the meaning of a metric changes, so existing tables are rebuilt
 METRICS_REVISION = 1
