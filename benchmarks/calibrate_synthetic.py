@@ -20,7 +20,7 @@ import yaml
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from marvel.data.synthetic import ALIVE_FEATURES, alive_features
+from marvel.data.synthetic.alive import ALIVE_FEATURES, alive_features
 
 TOP_UNIVERSES = 30
 TOP_ORIGINS = 40
@@ -65,8 +65,14 @@ def fit_zipf_exponent(n_draws: int, n_distinct: int, pool_size: int, offset: flo
     return r((lo + hi) / 2, 4)
 
 
+def ranked(s: pd.Series) -> pd.Series:
+    """Counts of each value, most frequent first; ties by value, so the output does not depend on hashing
+    (pandas' order of equal counts changes with PYTHONHASHSEED)."""
+    return s.value_counts().sort_index(kind="stable").sort_values(ascending=False, kind="stable")
+
+
 def shares(s: pd.Series, top: int | None, n: int, min_count: int = 1) -> dict[str, float]:
-    vc = s.dropna().value_counts()
+    vc = ranked(s.dropna())
     vc = vc[vc >= min_count]
     if top is not None:
         vc = vc.head(top)
@@ -107,7 +113,7 @@ def tail(rest: pd.Series, share: float, kind: str, offset: int) -> dict[str, Any
 def list_column(s: pd.Series, top: int, kind: str) -> dict[str, Any]:
     items = s.dropna().str.split("; ").explode()
     lengths = s.dropna().str.split("; ").str.len().value_counts(normalize=True).sort_index()
-    top_counts = items.value_counts().head(top)
+    top_counts = ranked(items).head(top)
     rest = items[~items.isin(top_counts.index)]
     return {
         "missing": r(s.isna().mean()),
@@ -188,7 +194,7 @@ def calibrate(df: pd.DataFrame) -> tuple[dict[str, Any], dict[str, str]]:
         "weight": "kilograms, as height",
         "measurements": "which of height/weight is known, and the Spearman correlation where both are",
         "name": "words per character name (3 = 3 or more); person_share is a design choice, not fitted",
-        "alive_model": f"logistic regression of Alive on marvel.data.synthetic.alive_features "
+        "alive_model": f"logistic regression of Alive on marvel.data.synthetic.alive.alive_features "
         f"(in-sample ROC AUC {auc:.3f}); the generator shifts the intercept to hit alive_rate",
     }
     return cal, comments

@@ -13,19 +13,9 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 
+from marvel.features.origins import family_flags
 from marvel.features.records import list_items, team_counts, to_records
 from marvel.features.seed import SeedProcessor
-
-ORIGIN_KEYWORDS: dict[str, tuple[str, ...]] = {
-    "origin_human": ("human",),
-    "origin_mutate": ("mutate", "mutated"),
-    "origin_mutant": ("mutant",),
-    "origin_alien": ("alien", "kree", "skrull", "shi'ar"),
-    "origin_artificial": ("robot", "android", "cyborg", "synthetic", "artificial", "sentinel", "decoy"),
-    "origin_supernatural": ("demon", "god", "deity", "vampire", "spirit", "ghost", "undead", "zombie"),
-    "origin_cosmic": ("cosmic", "celestial", "elder"),
-}
-
 
 _FAMILIES = ["earth_616", "earth_numbered", "earth_lettered", "named", "unknown"]
 _NUMBERED = re.compile(r"^Earth-[0-9]+$")
@@ -131,7 +121,6 @@ class MarvelProcessor(SeedProcessor):
     # -- features -----------------------------------------------------------------------------------
     def _extra(self, r: pd.DataFrame) -> dict[str, list | np.ndarray]:
         origins = r["Origin"].tolist()
-        lower = [o.lower() if o is not None else "" for o in origins]
         creators = list_items(r["Creators"].tolist())
         universes = r["Universe"].tolist()
         out: dict[str, list | np.ndarray] = {
@@ -148,8 +137,8 @@ class MarvelProcessor(SeedProcessor):
                 dtype="float64",
             ),
         }
-        for name, words in ORIGIN_KEYWORDS.items():
-            out[name] = [int(any(w in o for w in words)) for o in lower]
+        for family, flags in family_flags(origins).items():
+            out[f"origin_{family}"] = flags
         out["creator_alive_rate"] = self._creator_score(creators, self.creator_rate_, self.prior_)
         return out
 

@@ -2,40 +2,18 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from marvel.features.origins import seed_group
 from marvel.features.records import team_counts, to_records
 
-# Checked in this order: the first word the lower-cased origin contains wins.
-ORIGIN_GROUPS: tuple[str, ...] = (
-    "Human",
-    "Mutant",
-    "Asgardian",
-    "Alien",
-    "Symbiote",
-    "Robot",
-    "Cosmic Being",
-)
 CATEGORICAL = ("Universe", "Identity", "Gender", "Marital_Status", "Origin")
 
 
-@lru_cache(maxsize=65536)
-def _group(origin: str | None) -> str:
-    if origin is None:
-        return "Unknown"
-    lower = origin.lower()
-    for group in ORIGIN_GROUPS:
-        if group.lower() in lower:
-            return group
-    return "Other"
-
-
 def origin_group(origin: pd.Series) -> pd.Series:
-    return pd.Series([_group(o) for o in origin.tolist()], index=origin.index, dtype=object)
+    return pd.Series([seed_group(o) for o in origin.tolist()], index=origin.index, dtype=object)
 
 
 class SeedProcessor(TransformerMixin, BaseEstimator):
@@ -64,7 +42,7 @@ class SeedProcessor(TransformerMixin, BaseEstimator):
                 "Unknown" if m is None else ("Widowed" if m == "Widow" else m)
                 for m in r["Marital_Status"].tolist()
             ],
-            "Origin": [_group(o) for o in origins],
+            "Origin": [seed_group(o) for o in origins],
             "Teams": [1 if t > 0 else 0 for t in team_counts(r["Teams"].tolist())],
             "Magic": [1 if "magic" in o else 0 for o in lower],
             "Mutant": [1 if ("mutate" in o or "mutant" in o) else 0 for o in lower],
