@@ -22,9 +22,9 @@ import numpy as np
 from hydra import compose, initialize_config_dir
 from real_split import SAMPLE, real_split
 
-from marvel.conf import CONFIG_DIR
-from marvel.evaluation import majority_baseline, score
-from marvel.stages.train import build_pipeline
+from marvel.core.config import CONFIG_DIR
+from marvel.core.metrics import majority_baseline, score
+from marvel.training.pipeline import build_pipeline
 
 CONFIGS = {
     "tuned default (features=marvel model=lightgbm_tuned)": [],

@@ -25,12 +25,12 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
-from marvel.data.synthetic import SyntheticSource
+from marvel.core.tables import DeltaTableStore
+from marvel.data.synthetic.source import SyntheticSource
 from marvel.monitoring.alerts import evaluate
 from marvel.monitoring.drift import build_baseline, drift
 from marvel.monitoring.monitor import LocalMonitor
 from marvel.monitoring.payload import inference_rows, raw_to_records, synthetic_train_set
-from marvel.tables import DeltaTableStore
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "monitor" / "local.yaml"
 T0 = pd.Timestamp("2025-01-01")

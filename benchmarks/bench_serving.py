@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 import requests
 
-from marvel.examples import RAW_EXAMPLE
+from marvel.serving.examples import RAW_EXAMPLE
 
 REPO = Path(__file__).resolve().parents[1]
 RECORD = RAW_EXAMPLE

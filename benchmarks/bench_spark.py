@@ -24,9 +24,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from marvel.data.synthetic import SyntheticSource
+from marvel.core.quarantine import to_split_rows
+from marvel.data.synthetic.source import SyntheticSource
 from marvel.features.marvel import MarvelProcessor
-from marvel.stages.process import to_split_rows
 
 CHUNK = 1_000_000  # rows generated per partition (and per pandas chunk)
 

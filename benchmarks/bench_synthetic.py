@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from marvel.data.synthetic import SyntheticSource
+from marvel.data.synthetic.source import SyntheticSource
 
 
 def bench(n_rows: int, repeat: int) -> float:

@@ -7,10 +7,9 @@ from pathlib import Path
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from marvel.core.quarantine import split_valid, to_split_rows
+from marvel.core.schemas import RAW_NUMERIC, RawCharacters
 from marvel.data.kaggle import KaggleSource
-from marvel.quarantine import split_valid
-from marvel.schemas import RAW_NUMERIC, RawCharacters
-from marvel.stages.process import to_split_rows
 
 
 def real_split(path: str, test_size: float = 0.2, seed: int = 42) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -18,7 +18,7 @@ from real_split import SAMPLE, real_split
 from sklearn.pipeline import Pipeline
 
 from marvel.features.marvel import MarvelProcessor
-from marvel.selection import cross_validate
+from marvel.training.selection import cross_validate
 
 
 def main() -> None:

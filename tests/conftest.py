@@ -14,7 +14,7 @@ from hydra import compose, initialize_config_dir
 from hypothesis import settings
 from omegaconf import DictConfig
 
-from marvel.conf import CONFIG_DIR
+from marvel.core.config import CONFIG_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -61,7 +61,7 @@ def make_config(home: Path, overrides: list[str]) -> DictConfig:
 @pytest.fixture
 def run_marvel(marvel_home: Path) -> Callable[..., dict[str, Any]]:
     """Run the engine in-process on the real config with overrides; returns the stage results."""
-    from marvel.engine import run
+    from marvel.core.engine import run
 
     def _run(*overrides: str, fast: bool = True) -> dict[str, Any]:
         cfg = make_config(marvel_home, [*(FAST if fast else []), *overrides])

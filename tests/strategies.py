@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from hypothesis import strategies as st
 
-from marvel.schemas import RAW_COLUMNS, RawCharacters
+from marvel.core.schemas import RAW_COLUMNS, RawCharacters
 
 TEXT = st.text(
     alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=12

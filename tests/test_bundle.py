@@ -16,8 +16,11 @@ import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from marvel.conf import CONFIG_DIR
-from marvel.plan import plan_lines
+from marvel.core.config import CONFIG_DIR
+from marvel.core.plan import plan_lines
+from marvel.core.results import Promotion, RunResult, TrainResult
+from marvel.databricks.jobs import set_task_value
+from marvel.databricks.preflight import DatabricksPreflight
 
 REPO = Path(__file__).resolve().parents[1]
 TARGETS = ["dev", "acc", "prd"]
@@ -161,12 +164,11 @@ def test_prd_without_credentials_is_one_line(tmp_path: Path) -> None:
 
 
 def test_finish_sets_no_task_value_off_databricks(monkeypatch: pytest.MonkeyPatch) -> None:
-    from marvel.databricks.jobs import set_task_value
-    from marvel.env import DatabricksPreflight
-
     monkeypatch.delenv("DATABRICKS_RUNTIME_VERSION", raising=False)
     assert set_task_value("model_updated", 1) is False
-    DatabricksPreflight().finish(_compose(["+env=dev"]), {"train": {"promoted": True}})  # a no-op locally
+    promoted = Promotion("b", "c", "1", "1", "latest-model", "roc_auc", True, None, float("nan"))
+    result = RunResult(stages=["train"], results={"train": TrainResult(promotion=promoted)})
+    DatabricksPreflight().finish(_compose(["+env=dev"]), result)  # a no-op locally
 
 
 @pytest.mark.slow

@@ -17,9 +17,9 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from marvel.core.errors import MarvelError
 from marvel.databricks.deployer import DatabricksDeployer
 from marvel.databricks.monitor import DatabricksMonitor
-from marvel.errors import MarvelError
 
 ENDPOINT = "marvel-character-model-serving"
 MODEL = "mlops_dev.marvel_characters.marvel_character_model_custom"

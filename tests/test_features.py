@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from marvel.examples import SOURCE_EXAMPLE
+from marvel.core.schemas import Features
 from marvel.features.marvel import MarvelProcessor, universe_family
 from marvel.features.records import team_count, to_records
 from marvel.features.seed import SeedProcessor, origin_group
-from marvel.schemas import Features
+from marvel.serving.examples import SOURCE_EXAMPLE
 
 SERVING_EXAMPLE = SOURCE_EXAMPLE
 RAW_EXAMPLE = {

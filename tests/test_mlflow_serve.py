@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import requests
 
-from marvel.examples import RAW_EXAMPLE, SOURCE_EXAMPLE
+from marvel.serving.examples import RAW_EXAMPLE, SOURCE_EXAMPLE
 
 pytestmark = pytest.mark.slow
 

@@ -11,14 +11,14 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, f1_score
 
+from marvel.core.schemas import InferenceLog
+from marvel.core.tables import DeltaTableStore
 from marvel.monitoring.alerts import DriftAlert
 from marvel.monitoring.monitor import LocalMonitor
 from marvel.monitoring.parse import payload_to_monitoring
 from marvel.monitoring.payload import inference_rows, raw_to_records, synthetic_stream, synthetic_train_set
 from marvel.monitoring.quality import cbpe, classification
 from marvel.monitoring.schemas import ALL_MODELS, TABLE_COLUMN, DriftMetrics, ModelMonitoring, ProfileMetrics
-from marvel.schemas import InferenceLog
-from marvel.tables import DeltaTableStore
 
 T0 = pd.Timestamp("2025-03-01 00:00")
 STEP = pd.Timedelta(minutes=30)
@@ -281,7 +281,7 @@ def test_stage_prints_alerts_and_fails_only_when_asked(marvel_home: Path, run_ma
     payload, _ = synthetic_stream(2, 200, T0, STEP, drift={"height_scale": 2.0})
     store.write("custom_model_payload", payload)
     out = run_marvel("stages=[monitor]")
-    assert out["monitor"]["alerts"] and Path(out["monitor"]["report"]).is_file()
+    assert out.monitor.alerts and Path(out.monitor.report).is_file()
     printed = capsys.readouterr().out
     assert "drift alert:" in printed and "Height" in printed
     with pytest.raises(DriftAlert, match="Height") as err:

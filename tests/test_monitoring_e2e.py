@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from marvel.core.tables import DeltaTableStore
 from marvel.monitoring.schemas import ALL_MODELS, TABLE_COLUMN
-from marvel.tables import DeltaTableStore
 
 START = "2025-06-01T00:00:00"
 
@@ -17,8 +17,8 @@ START = "2025-06-01T00:00:00"
 @pytest.mark.timeout(180)
 def test_drift_experiment_catches_drift_in_the_drifted_windows_only(marvel_home: Path, run_marvel) -> None:
     out = run_marvel("+experiment=drift", f"simulate.start={START}")
-    sim, mon = out["simulate"], out["monitor"]
-    assert sim["requests"] == 96 and sim["failed"] == 0
+    sim, mon = out.simulate, out.monitor
+    assert sim.requests == 96 and sim.failed == 0
     store = DeltaTableStore(marvel_home / "lake")
     # every request went through the server into the inference table, every record into the monitoring table
     assert len(store.read("custom_model_payload")) == 96
@@ -27,8 +27,8 @@ def test_drift_experiment_catches_drift_in_the_drifted_windows_only(marvel_home:
     assert rows["timestamp"].min() >= pd.Timestamp(START)
 
     drift_start = pd.Timestamp(START) + pd.Timedelta(minutes=30) * 12
-    assert sim["drift_start"] == drift_start
-    alerts = mon["alerts"]
+    assert sim.drift_start == drift_start
+    alerts = mon.alerts
     assert alerts and all(a.window_start >= drift_start for a in alerts), "an undrifted window alerted"
     for column in ("Height", "Universe"):
         windows = {a.window_start for a in alerts if a.column_name == column}
@@ -42,4 +42,4 @@ def test_drift_experiment_catches_drift_in_the_drifted_windows_only(marvel_home:
     assert (t["labelled_count"] == 200).all() and t["accuracy_score"].notna().all()
     before, after = t[t["window_start"] < drift_start], t[t["window_start"] >= drift_start]
     assert after["label_rate"].mean() < before["label_rate"].mean() - 0.08
-    assert Path(mon["report"]).is_file()
+    assert Path(mon.report).is_file()

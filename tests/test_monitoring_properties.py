@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
-from marvel.data.synthetic import SyntheticSource
+from marvel.data.synthetic.source import SyntheticSource
 from marvel.monitoring.alerts import evaluate
 from marvel.monitoring.drift import Baseline, build_baseline, drift
 from marvel.monitoring.payload import raw_to_records, synthetic_train_set

@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-from marvel.errors import MarvelError
+from marvel.core.errors import MarvelError
 from marvel.monitoring.stats import (
     MIN_EXPECTED,
     MISSING,

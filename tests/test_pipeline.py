@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from marvel.examples import RAW_EXAMPLE, SOURCE_EXAMPLE
-from marvel.tables import DeltaTableStore
+from marvel.core.tables import DeltaTableStore
+from marvel.serving.examples import RAW_EXAMPLE, SOURCE_EXAMPLE
 
 pytestmark = pytest.mark.slow
 
@@ -21,21 +21,21 @@ CUSTOM = "marvel_character_model_custom"
 
 def test_default_run_end_to_end(run_marvel, marvel_home: Path) -> None:
     results = run_marvel()
-    rows = results["process"]
-    assert rows["rows_raw"] == 2000
-    assert rows["rows_raw"] == rows["rows_quarantined"] + rows["rows_train"] + rows["rows_test"]
+    rows = results.process.rows
+    assert rows.rows_raw == 2000
+    assert rows.rows_raw == rows.rows_quarantined + rows.rows_train + rows.rows_test
 
     store = DeltaTableStore(marvel_home / "lake")
     for table in ("raw", "train_set", "test_set", "process_stats"):
         assert store.exists(table), table
-    assert len(store.read("train_set")) == rows["rows_train"]
+    assert len(store.read("train_set")) == rows.rows_train
     # Change Data Feed is on, so the monitor can read only what is new
     from deltalake import DeltaTable
 
     assert DeltaTable(store.uri("train_set")).metadata().configuration["delta.enableChangeDataFeed"] == "true"
 
     client = MlflowClient()
-    run = client.get_run(results["run_id"])
+    run = client.get_run(results.run_id)
     m = run.data.metrics
     for name in ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss"):
         assert name in m and f"baseline_{name}" in m
@@ -62,12 +62,12 @@ def test_default_run_end_to_end(run_marvel, marvel_home: Path) -> None:
     with_p = custom.predict(records, params={"return_probabilities": True})
     assert np.allclose(with_p["Probability alive"], proba[:, 1], atol=1e-6)
     assert str(client.get_model_version_by_alias(BASIC, "latest-model").version) == "1"
-    assert results["train"]["promoted"] and results["train"]["champion_version"] is None
+    assert results.train.promotion.promoted and results.train.promotion.champion_version is None
 
 
 def test_worse_challenger_is_not_promoted(run_marvel) -> None:
     first = run_marvel()
-    assert first["train"]["promoted"]
+    assert first.train.promotion.promoted
     # a new model is a new class + config: here a constant predictor, which cannot beat the champion's AUC
     worse = run_marvel(
         "model.name=constant",
@@ -75,46 +75,46 @@ def test_worse_challenger_is_not_promoted(run_marvel) -> None:
         "~model.params",
         "+model.params.strategy=prior",
     )
-    train = worse["train"]
-    assert train["metrics"]["roc_auc"] == 0.5
-    assert train["champion_metric"] == pytest.approx(first["train"]["metrics"]["roc_auc"])
-    assert not train["promoted"]
+    train = worse.train
+    assert train.metrics["roc_auc"] == 0.5
+    assert train.promotion.champion_metric == pytest.approx(first.train.metrics["roc_auc"])
+    assert not train.promotion.promoted
     client = MlflowClient()
     assert str(client.get_model_version_by_alias(BASIC, "latest-model").version) == "1"
     assert str(client.get_model_version_by_alias(CUSTOM, "latest-model").version) == "1"
     assert str(client.get_model_version_by_alias(BASIC, "challenger").version) == "2"
-    assert client.get_run(worse["run_id"]).data.tags["promoted"] == "false"
+    assert client.get_run(worse.run_id).data.tags["promoted"] == "false"
 
 
 def test_stages_run_separately_share_tables(run_marvel) -> None:
     processed = run_marvel("stages=[process]")
-    assert "train" not in processed
+    assert processed.train is None
     trained = run_marvel("stages=[train]")
     # the train run accounts for the rows of the processing that made its tables
-    assert trained["train"]["rows"] == {k: processed["process"][k] for k in trained["train"]["rows"]}
+    assert trained.train.rows == processed.process.rows
 
 
 def test_bad_rows_are_quarantined_and_counted(run_marvel, marvel_home: Path) -> None:
     results = run_marvel("data.dirty_rate=0.05")
-    rows = results["process"]
-    assert rows["rows_quarantined"] > 0
-    assert rows["rows_raw"] == rows["rows_quarantined"] + rows["rows_train"] + rows["rows_test"]
+    rows = results.process.rows
+    assert rows.rows_quarantined > 0
+    assert rows.rows_raw == rows.rows_quarantined + rows.rows_train + rows.rows_test
     q = DeltaTableStore(marvel_home / "lake").read("quarantine")
-    assert len(q) == rows["rows_quarantined"]
-    assert q["reason"].str.len().gt(0).all() and (q["run_id"] == results["run_id"]).all()
+    assert len(q) == rows.rows_quarantined
+    assert q["reason"].str.len().gt(0).all() and (q["run_id"] == results.run_id).all()
 
 
 @pytest.mark.real_data
 def test_real_sample_marvel_features_beat_seed(run_marvel, real_data: Path) -> None:
     data = ["data=kaggle", f"data.path={real_data}"]
-    seed = run_marvel(*data, "features=seed", fast=False)["train"]
-    ours = run_marvel(*data, fast=False)["train"]
-    rows = seed["rows"]
-    assert rows["rows_raw"] == rows["rows_quarantined"] + rows["rows_train"] + rows["rows_test"]
-    assert rows["rows_quarantined"] >= 2  # the sample's "Ghost" and "Unknown" characters, kept aside
-    assert ours["metrics"]["roc_auc"] > seed["metrics"]["roc_auc"] + 0.03
-    assert ours["metrics"]["log_loss"] < seed["metrics"]["log_loss"]
-    assert ours["metrics"]["log_loss"] < ours["baseline"]["log_loss"]
+    seed = run_marvel(*data, "features=seed", fast=False).train
+    ours = run_marvel(*data, fast=False).train
+    rows = seed.rows
+    assert rows.rows_raw == rows.rows_quarantined + rows.rows_train + rows.rows_test
+    assert rows.rows_quarantined >= 2  # the sample's "Ghost" and "Unknown" characters, kept aside
+    assert ours.metrics["roc_auc"] > seed.metrics["roc_auc"] + 0.03
+    assert ours.metrics["log_loss"] < seed.metrics["log_loss"]
+    assert ours.metrics["log_loss"] < ours.baseline["log_loss"]
 
 
 def test_score_stage_writes_predictions_matching_the_model(run_marvel, marvel_home: Path) -> None:
@@ -123,7 +123,7 @@ def test_score_stage_writes_predictions_matching_the_model(run_marvel, marvel_ho
     store = DeltaTableStore(marvel_home / "lake")
     preds = store.read("predictions")
     test = store.read("test_set")
-    assert res["score"]["rows"] == len(test) == len(preds)
+    assert res.score.rows == len(test) == len(preds)
     model = mlflow.sklearn.load_model(f"models:/{BASIC}@latest-model")
     expected = pd.Series(model.predict_proba(test)[:, 1], index=test["Id"])
     got = preds.set_index("Id")["probability_alive"]

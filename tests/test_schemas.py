@@ -10,12 +10,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import assert_valid_raw, invalidate, raw_frames
 
-from marvel.data.base import conform
+from marvel.core.quarantine import split_valid, to_split_rows
+from marvel.core.schemas import RAW_NUMERIC, CharacterRecord, Features, Quarantine, RawCharacters, SplitTable
+from marvel.core.sources import conform
 from marvel.features.marvel import MarvelProcessor
 from marvel.features.seed import SeedProcessor
-from marvel.quarantine import split_valid
-from marvel.schemas import RAW_NUMERIC, CharacterRecord, Features, Quarantine, RawCharacters, SplitTable
-from marvel.stages.process import to_split_rows
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -28,16 +28,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from omegaconf import DictConfig
 
-from marvel.conf import CONFIG_DIR
-from marvel.context import RunContext
-from marvel.errors import MarvelError
-from marvel.examples import RAW_EXAMPLE, SOURCE_EXAMPLE
-from marvel.schemas import INPUT_REQUIRED, MAX_HEIGHT_M
+from marvel.core.compute import PandasCompute
+from marvel.core.config import CONFIG_DIR
+from marvel.core.context import RunContext
+from marvel.core.errors import MarvelError
+from marvel.core.schemas import INPUT_REQUIRED, MAX_HEIGHT_M
+from marvel.core.tables import DeltaTableStore
+from marvel.core.tracking import configure
+from marvel.core.variants import Variant
 from marvel.serving.client import Client, ServingError
 from marvel.serving.deployer import LocalDeployer, LocalEndpoint
-from marvel.serving.routing import Router, Variant
-from marvel.tables import DeltaTableStore
-from marvel.tracking import configure
+from marvel.serving.examples import RAW_EXAMPLE, SOURCE_EXAMPLE
+from marvel.serving.routing import Router
 
 REPO = Path(__file__).resolve().parents[1]
 ENDPOINT = "marvel-character-model-serving"
@@ -97,7 +99,13 @@ def serve(home: Path, *overrides: str) -> Iterator[LocalEndpoint]:
         mp.delenv("MARVEL_SERVING_TOKEN", raising=False)
         cfg = config(home, "deploy.block=false", *overrides)
         configure(cfg)
-        ctx = RunContext(cfg=cfg, store=instantiate(cfg.env.store), tracker=None, out_dir=home / "out")  # type: ignore[arg-type]
+        ctx = RunContext(
+            cfg=cfg,
+            store=instantiate(cfg.env.store),
+            tracker=None,
+            out_dir=home / "out",
+            compute=PandasCompute(),
+        )  # type: ignore[arg-type]
         endpoint = instantiate(cfg.deploy, _convert_="all").deploy(ctx)
     try:
         yield endpoint
@@ -367,7 +375,9 @@ def test_token_from_env_and_return_probabilities_from_config(
         home, "deploy.block=false", "deploy.return_probabilities=true", "deploy.inference_table=payload_auth"
     )
     configure(cfg)
-    ctx = RunContext(cfg=cfg, store=instantiate(cfg.env.store), tracker=None, out_dir=home / "out")  # type: ignore[arg-type]
+    ctx = RunContext(
+        cfg=cfg, store=instantiate(cfg.env.store), tracker=None, out_dir=home / "out", compute=PandasCompute()
+    )  # type: ignore[arg-type]
     ep = instantiate(cfg.deploy, _convert_="all").deploy(ctx)
     try:
         assert requests.get(f"{ep.url}/ping", timeout=5).status_code == 200  # health stays open
@@ -404,7 +414,9 @@ def test_bad_deploy_config_fails_before_serving(home: Path) -> None:
     ]
     cfg = config(home, "deploy.block=false", "deploy.variants.0.alias=no-such-alias")
     configure(cfg)
-    ctx = RunContext(cfg=cfg, store=instantiate(cfg.env.store), tracker=None, out_dir=home / "out")  # type: ignore[arg-type]
+    ctx = RunContext(
+        cfg=cfg, store=instantiate(cfg.env.store), tracker=None, out_dir=home / "out", compute=PandasCompute()
+    )  # type: ignore[arg-type]
     with pytest.raises(MarvelError, match="no-such-alias"):
         instantiate(cfg.deploy, _convert_="all").deploy(ctx)
 
@@ -426,7 +438,7 @@ def test_routing_split_matches_config_within_sampling_error() -> None:
 
 
 def test_ab_endpoint_is_sticky_per_character_and_keeps_batch_order(home: Path) -> None:
-    from marvel.engine import run
+    from marvel.core.engine import run
 
     cfg = config(
         home,
@@ -437,11 +449,11 @@ def test_ab_endpoint_is_sticky_per_character_and_keeps_batch_order(home: Path) -
         "deploy.max_batch_records=1000",
         "deploy.flush.max_seconds=0.2",
     )
-    result = run(cfg, out_dir=home / "out")["deploy"]  # through the stage, as `python -m marvel` runs it
-    ep: LocalEndpoint = result["endpoint"]
+    result = run(cfg, out_dir=home / "out").deploy  # through the stage, as `python -m marvel` runs it
+    ep: LocalEndpoint = result.endpoint
     try:
-        assert "A=marvel_character_model_custom v1 50%" in result["summary"]
-        assert {e["variant"]: e["entity_version"] for e in result["served_entities"]} == {"A": "1", "B": "2"}
+        assert "A=marvel_character_model_custom v1 50%" in result.summary
+        assert {e["variant"]: e["entity_version"] for e in result.served_entities} == {"A": "1", "B": "2"}
         records = [dict(RAW, Id=f"char-{i}") for i in range(1000)]
         batch = post(
             ep.invocations_url, {"dataframe_records": records, "params": {"return_probabilities": True}}

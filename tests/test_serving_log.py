@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from marvel.core.tables import DeltaTableStore
 from marvel.serving.inference_log import InferenceLogWriter, make_row
-from marvel.tables import DeltaTableStore
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 

@@ -8,8 +8,8 @@ import pandera.pandas as pa
 import pytest
 from pandera.typing import Series
 
-from marvel.examples import RAW_EXAMPLE
-from marvel.schemas import MAX_HEIGHT_M, CharacterRecord
+from marvel.core.schemas import MAX_HEIGHT_M, CharacterRecord
+from marvel.serving.examples import RAW_EXAMPLE
 from marvel.serving.validation import RequestError, compile_rules, parse_request
 
 GOOD = {k: v for k, v in RAW_EXAMPLE.items() if k != "Id"}

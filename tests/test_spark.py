@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from marvel.data.synthetic import SyntheticSource
+from marvel.core.quarantine import to_split_rows, validate_rows
+from marvel.core.schemas import INPUT_COLUMNS, TARGET
+from marvel.data.synthetic.source import SyntheticSource
 from marvel.features.marvel import MarvelProcessor
-from marvel.schemas import INPUT_COLUMNS, TARGET
-from marvel.stages.process import to_split_rows, validate_rows
 
 pytestmark = pytest.mark.spark
 REPO = Path(__file__).resolve().parents[1]

@@ -10,19 +10,19 @@ import pytest
 import spy_features
 from mlflow import MlflowClient
 
-from marvel.selection import cross_validate
-from marvel.tables import DeltaTableStore
+from marvel.core.tables import DeltaTableStore
+from marvel.training.selection import cross_validate
 
 pytestmark = pytest.mark.slow
 
 
 def test_replay_reproduces_metrics_exactly(run_marvel) -> None:
     first = run_marvel("features=marvel", "model.params.n_estimators=40")
-    again = run_marvel(f"+replay={first['run_id']}")
-    assert again["run_id"] != first["run_id"]
-    assert again["train"]["metrics"] == first["train"]["metrics"]  # to the last digit
-    tags = MlflowClient().get_run(again["run_id"]).data.tags
-    assert tags["replay_of"] == first["run_id"]
+    again = run_marvel(f"+replay={first.run_id}")
+    assert again.run_id != first.run_id
+    assert again.train.metrics == first.train.metrics  # to the last digit
+    tags = MlflowClient().get_run(again.run_id).data.tags
+    assert tags["replay_of"] == first.run_id
 
 
 def test_replay_of_unknown_run_is_a_user_error(cli) -> None:
@@ -42,9 +42,9 @@ def test_cv_selection_never_touches_test_rows(run_marvel, marvel_home: Path) -> 
     train_ids = set(store.read("train_set")["Id"])
     assert spy_features.SEEN and train_ids >= spy_features.SEEN
     assert not spy_features.SEEN & test_ids
-    cv = res["train"]["cv"]
+    cv = res.train.cv
     assert cv["cv_roc_auc_std"] > 0 and 0.4 < cv["cv_roc_auc_mean"] < 1.0  # a spread, not only a mean
-    run = MlflowClient().get_run(res["run_id"])
+    run = MlflowClient().get_run(res.run_id)
     assert {d.dataset.name.split("@")[0] for d in run.inputs.dataset_inputs} == {"train_set"}
     assert "roc_auc" not in run.data.metrics  # no test metric in a selection run
 

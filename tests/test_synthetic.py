@@ -18,9 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
-from marvel.data.synthetic import SyntheticSource, alive_features, list_length
-from marvel.errors import MarvelError
-from marvel.schemas import RAW_COLUMNS, RawCharacters
+from marvel.core.errors import MarvelError
+from marvel.core.schemas import RAW_COLUMNS, RawCharacters
+from marvel.data.synthetic.alive import alive_features, list_length
+from marvel.data.synthetic.source import SyntheticSource
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf" / "data" / "synthetic.yaml"

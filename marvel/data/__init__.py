@@ -1,1 +1,1 @@
-"""Data sources: every source returns rows in the raw Kaggle columns (see `marvel.schemas.RAW_COLUMNS`)."""
+"""Data sources: every source returns rows in the raw Kaggle columns (see `marvel.core.schemas.RAW_COLUMNS`)."""

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from marvel.data.base import DataSource, conform
-from marvel.errors import MarvelError
-from marvel.schemas import RAW_COLUMNS
+from marvel.core.errors import MarvelError
+from marvel.core.schemas import RAW_COLUMNS
+from marvel.core.sources import DataSource, conform
 
 HOW_TO_GET = (
     "download it from Kaggle (mohitbansal31s/marvel-characters) as data/README.md explains, or set data.path"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 from hydra.utils import instantiate
 
-from marvel.data.base import DataSource, conform
+from marvel.core.sources import DataSource, conform
 
 
 class TableSource(DataSource):

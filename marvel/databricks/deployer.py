@@ -15,8 +15,20 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from marvel.errors import MarvelError
-from marvel.serving.routing import Variant
+from databricks.sdk import WorkspaceClient
+from databricks.sdk.errors import NotFound
+from databricks.sdk.service.serving import (
+    AiGatewayConfig,
+    AiGatewayInferenceTableConfig,
+    EndpointCoreConfigInput,
+    Route,
+    ServedEntityInput,
+    TrafficConfig,
+)
+
+from marvel.core.errors import MarvelError
+from marvel.core.registry import resolve_version
+from marvel.core.variants import Variant, validate_variants
 
 log = logging.getLogger(__name__)
 
@@ -67,18 +79,6 @@ class DatabricksEndpoint:
         }
 
 
-def _variants(variants: Sequence[Mapping[str, Any]]) -> list[Variant]:
-    out = [Variant.from_config(dict(v)) for v in variants]
-    if not out:
-        raise MarvelError("deploy.variants is empty: serve at least one model")
-    total = sum(int(v.traffic_percentage) for v in out)
-    if total != 100:
-        raise MarvelError(f"deploy.variants traffic_percentage must add up to 100, not {total}")
-    if len({v.name for v in out}) != len(out):
-        raise MarvelError("deploy.variants names must be unique (they name the served entities)")
-    return out
-
-
 class DatabricksDeployer:
     """Create or update the serving endpoint, wait until it is ready, report its URL."""
 
@@ -96,7 +96,7 @@ class DatabricksDeployer:
         **_local_only: Any,  # the shared deploy shape carries local-server settings (host, port, ...)
     ) -> None:
         self.endpoint_name = endpoint_name
-        self.variants = _variants(variants)
+        self.variants = validate_variants(variants)
         self.catalog = catalog
         self.schema = schema
         self.inference_table = inference_table
@@ -110,26 +110,10 @@ class DatabricksDeployer:
         """A pinned version as given, else the version the variant's alias points at in the registry."""
         if variant.version is not None:
             return str(variant.version)
-        if not variant.alias:
-            raise MarvelError(f"deploy variant {variant.name}: give a version or an alias")
-        from mlflow import MlflowClient
-        from mlflow.exceptions import MlflowException
-
-        try:
-            mv = MlflowClient(registry_uri=self.registry_uri).get_model_version_by_alias(
-                variant.model, variant.alias
-            )
-        except MlflowException as exc:
-            raise MarvelError(
-                f"deploy variant {variant.name}: {variant.model} has no alias '{variant.alias}' "
-                "(run stages=[process,train] first)"
-            ) from exc
-        return str(mv.version)
+        return str(resolve_version(variant, self.registry_uri).version)
 
     def endpoint_config(self, versions: Mapping[str, str]) -> tuple[list[Any], Any]:
         """(served entities, traffic config) for the resolved variant versions."""
-        from databricks.sdk.service.serving import Route, ServedEntityInput, TrafficConfig
-
         entities = [
             ServedEntityInput(
                 name=v.name,
@@ -149,8 +133,6 @@ class DatabricksDeployer:
         return entities, traffic
 
     def ai_gateway(self) -> Any:
-        from databricks.sdk.service.serving import AiGatewayConfig, AiGatewayInferenceTableConfig
-
         prefix = self.inference_table.removesuffix(PAYLOAD_SUFFIX)
         return AiGatewayConfig(
             inference_table_config=AiGatewayInferenceTableConfig(
@@ -164,9 +146,6 @@ class DatabricksDeployer:
 
         `ctx` (the run context) is accepted for the deploy stage's contract; a `client` may be passed in
         (tests), else the SDK's default auth (env vars, profile, or the job's own identity) is used."""
-        from databricks.sdk import WorkspaceClient
-        from databricks.sdk.errors import NotFound
-
         w = client or WorkspaceClient()
         versions = {v.name: self.resolve_version(v) for v in self.variants}
         entities, traffic = self.endpoint_config(versions)
@@ -178,7 +157,6 @@ class DatabricksDeployer:
             current = None
         if current is None:
             log.info("creating serving endpoint %s", self.endpoint_name)
-            from databricks.sdk.service.serving import EndpointCoreConfigInput
 
             done = api.create_and_wait(
                 name=self.endpoint_name,

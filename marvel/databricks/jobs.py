@@ -5,16 +5,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from marvel.spark.session import on_databricks
+from marvel.spark.session import get_spark, on_databricks
 
 log = logging.getLogger(__name__)
 
 
 def _dbutils() -> Any:
     """dbutils of the running Databricks job (only importable on a cluster)."""
+    # only a Databricks runtime has pyspark.dbutils: imported here, where it is known to be one
     from pyspark.dbutils import DBUtils  # type: ignore[import-not-found]
-
-    from marvel.spark.session import get_spark
 
     return DBUtils(get_spark())
 

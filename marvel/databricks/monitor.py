@@ -17,12 +17,19 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
+from databricks.sdk import WorkspaceClient
+from databricks.sdk.errors import NotFound
+from databricks.sdk.service.catalog import MonitorInferenceLog, MonitorInferenceLogProblemType
+from pyspark.sql import Window
+from pyspark.sql import functions as F
 
-from marvel.errors import MarvelError
+from marvel.core.errors import MarvelError
+from marvel.core.labels import ALIVE, DEAD
+from marvel.monitoring.parse import payload_to_monitoring
+from marvel.spark.compute import ddl, plain
+from marvel.spark.store import SparkTableStore
 
 log = logging.getLogger(__name__)
-
-LABEL_WORDS = {1.0: "alive", 0.0: "dead"}
 
 
 def gateway_to_inference_log(
@@ -68,8 +75,6 @@ def gateway_to_inference_log(
 
 def monitoring_rows(payload: pd.DataFrame, entities: Mapping[str, Mapping[str, str]]) -> pd.DataFrame:
     """One batch of the inference table -> monitoring rows (the local monitor's parsing, unchanged)."""
-    from marvel.monitoring.parse import payload_to_monitoring
-
     return payload_to_monitoring(gateway_to_inference_log(payload, entities))
 
 
@@ -133,13 +138,8 @@ class DatabricksMonitor:
             for e in served
         }
 
-    def build_monitoring(self, store: Any, entities: Mapping[str, Mapping[str, str]]) -> Any:
+    def build_monitoring(self, store: SparkTableStore, entities: Mapping[str, Mapping[str, str]]) -> Any:
         """The monitoring table as a Spark DataFrame (inference table parsed per batch, labels joined)."""
-        from pyspark.sql import Window
-        from pyspark.sql import functions as F
-
-        from marvel.spark.compute import ddl, plain
-
         payload = store.frame(self.inference_table)
         sample = monitoring_rows(payload.limit(20).toPandas(), entities)
         schema = ddl(sample.astype({self.label_col: "object"}))
@@ -158,7 +158,7 @@ class DatabricksMonitor:
                 store.frame(self.labels_table)
                 .withColumn("_n", F.row_number().over(latest))
                 .filter("_n = 1")
-                .select("Id", F.when(F.col("label") == 1, "alive").otherwise("dead").alias(self.label_col))
+                .select("Id", F.when(F.col("label") == 1, ALIVE).otherwise(DEAD).alias(self.label_col))
             )
             rows = rows.join(labels, "Id", "left")
         else:
@@ -167,8 +167,6 @@ class DatabricksMonitor:
 
     # -- the Lakehouse monitor ------------------------------------------------------------------------------
     def inference_log(self) -> Any:
-        from databricks.sdk.service.catalog import MonitorInferenceLog, MonitorInferenceLogProblemType
-
         return MonitorInferenceLog(
             problem_type=MonitorInferenceLogProblemType(self.problem_type),
             prediction_col=self.prediction_col,
@@ -179,8 +177,6 @@ class DatabricksMonitor:
         )
 
     def create_or_refresh(self, client: Any) -> dict[str, Any]:
-        from databricks.sdk.errors import NotFound
-
         table = self.full(self.monitoring_table)
         qm = client.quality_monitors
         try:
@@ -205,10 +201,8 @@ class DatabricksMonitor:
         }
 
     def refresh(self, ctx: Any, client: Any | None = None) -> dict[str, Any]:
-        from databricks.sdk import WorkspaceClient
-
         store = ctx.store
-        if not hasattr(store, "frame"):
+        if not isinstance(store, SparkTableStore):
             raise MarvelError("monitor=databricks needs the Spark table store: run it with +env=dev|acc|prd")
         w = client or WorkspaceClient()
         if not store.exists(self.inference_table):

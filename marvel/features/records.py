@@ -15,7 +15,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from marvel.schemas import INPUT_COLUMNS, RAW_TO_INPUT
+from marvel.core.schemas import INPUT_COLUMNS, RAW_TO_INPUT
 
 NUMERIC_INPUTS = ("Height", "Weight")
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from marvel.errors import MarvelError
+from marvel.core.errors import MarvelError
 from marvel.monitoring.schemas import ALL_MODELS, TABLE_COLUMN
 
 

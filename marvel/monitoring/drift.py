@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from marvel.core.labels import words
 from marvel.monitoring.profile import analysis_frame, model_groups
 from marvel.monitoring.schemas import DriftMetrics
 from marvel.monitoring.stats import (
@@ -82,7 +83,7 @@ def build_baseline(
         return base
     frame = train.copy()
     if "Alive" in frame.columns:
-        frame["label"] = np.where(frame["Alive"].astype(int) == 1, "alive", "dead").astype(object)
+        frame["label"] = words(frame["Alive"].to_numpy())
     for col in numeric:
         if col in frame.columns:
             base.refs[col] = reference(frame[col], numeric=True)

@@ -20,16 +20,16 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from marvel.core.schemas import INPUT_REQUIRED, Labels
+from marvel.core.tables import TableStore
 from marvel.features.records import NUMERIC_INPUTS
 from marvel.monitoring import alerts as alerting
 from marvel.monitoring import report
 from marvel.monitoring.drift import DRIFT_COLUMNS, build_baseline, drift
 from marvel.monitoring.parse import payload_to_monitoring
-from marvel.monitoring.profile import PROFILE_COLUMNS, profile
-from marvel.monitoring.schemas import DriftMetrics, Labels, ModelMonitoring, MonitorState, ProfileMetrics
+from marvel.monitoring.profile import PROFILE_COLUMNS, analysis_frame, profile
+from marvel.monitoring.schemas import DriftMetrics, ModelMonitoring, MonitorState, ProfileMetrics
 from marvel.monitoring.windows import parse_granularity, window_start
-from marvel.schemas import INPUT_REQUIRED
-from marvel.tables import TableStore
 
 log = logging.getLogger(__name__)
 
@@ -338,7 +338,6 @@ class LocalMonitor:
         self._rows = None
         wins = window_start(rows["timestamp"], self.step)
         recent_w = sorted(wins.unique())[-self.report_windows :]
-        from marvel.monitoring.profile import analysis_frame
 
         recent = analysis_frame(rows[wins.isin(recent_w).to_numpy()])
         base_v = store.version(self.baseline_table) if self.baseline_table else None

@@ -12,13 +12,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
 
+from marvel.core.labels import PREDICTION_KEY, PROBABILITY_KEY
+from marvel.core.schemas import INPUT_COLUMNS, RAW_TO_INPUT
 from marvel.monitoring.schemas import ModelMonitoring
-from marvel.schemas import INPUT_COLUMNS, RAW_TO_INPUT
 
 NUMERIC = ("Height", "Weight")
-PREDICTION_KEY = "Survival prediction"
-PROBABILITY_KEY = "Probability alive"
 MONITORING_COLUMNS: list[str] = list(ModelMonitoring.to_schema().columns)
 OPTIONAL_COLUMNS = ("served_model_name", "served_model_version", "variant")
 
@@ -113,10 +115,6 @@ def _parse_arrow(ok: pd.DataFrame) -> Parsed | None:
     """The fast path for the common shape (`dataframe_records`, one answer per record): Arrow's JSON reader
     parses every body in C++, about 10x faster than json.loads + dicts at a million records. Returns None
     when the bodies do not fit that shape, and the caller takes the general path."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.json as pj
-
     try:
         opts = pj.ReadOptions(block_size=1 << 22)  # several blocks: parsed on all cores
         req = pj.read_json(io.BytesIO("\n".join(ok["request"]).encode()), read_options=opts)
@@ -159,9 +157,6 @@ def _parse_arrow(ok: pd.DataFrame) -> Parsed | None:
 
 def _arrow_text(col: Any) -> pd.Series:
     """`_text` in Arrow compute (C++): trimmed strings, "" as missing."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     trimmed = pc.utf8_trim_whitespace(col)
     cleaned = pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
     return cleaned.to_pandas().astype(object)

@@ -12,8 +12,9 @@ import uuid
 import numpy as np
 import pandas as pd
 
-from marvel.monitoring.parse import PREDICTION_KEY, PROBABILITY_KEY
-from marvel.schemas import RAW_TO_INPUT, InferenceLog
+from marvel.core.labels import survival_answer
+from marvel.core.schemas import RAW_TO_INPUT, InferenceLog
+from marvel.data.synthetic.source import SyntheticSource
 
 
 def raw_to_records(raw: pd.DataFrame) -> pd.DataFrame:
@@ -40,13 +41,7 @@ def inference_rows(
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         p = proba[start:stop]
-        answer = {
-            "predictions": {
-                PREDICTION_KEY: np.where(p >= threshold, "alive", "dead").tolist(),
-                PROBABILITY_KEY: p.tolist(),
-            },
-            "variant": variant,
-        }
+        answer = {"predictions": survival_answer(p, threshold, return_probabilities=True), "variant": variant}
         ts = int(timestamp_ms[start])
         rows.append(
             {
@@ -70,8 +65,6 @@ def inference_rows(
 
 def synthetic_train_set(n: int = 20000, seed: int = 42) -> pd.DataFrame:
     """A baseline shaped like the `process` stage's `train_set`: 80% of a synthetic draw, records + Alive."""
-    from marvel.data.synthetic import SyntheticSource
-
     raw = SyntheticSource(seed=seed).generate(n, seed)
     rec = raw_to_records(raw).astype({"Height": float, "Weight": float})
     rec["Alive"] = (raw["Alive"] == "Alive").astype(int)
@@ -93,8 +86,6 @@ def synthetic_stream(
     P(alive) comes from the generator's own Alive draw blurred with noise: a stand-in model, calibrated enough
     for CBPE to be meaningful, so tests need no trained model.
     """
-    from marvel.data.synthetic import SyntheticSource
-
     src = SyntheticSource(drift=drift)
     rng = np.random.default_rng(seed)
     payloads, raws = [], []

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 
+from marvel.core.labels import words
 from marvel.monitoring.quality import QUALITY_COLUMNS, window_quality
 from marvel.monitoring.schemas import ALL_MODELS, TABLE_COLUMN, ProfileMetrics
 
@@ -25,8 +26,7 @@ def analysis_frame(rows: pd.DataFrame) -> pd.DataFrame:
     out = rows.copy()
     if "label" not in rows.columns or rows["label"].dtype == object:
         return out
-    out["label"] = np.where(rows["label"] == 1, "alive", np.where(rows["label"] == 0, "dead", None))
-    out["label"] = out["label"].astype(object)
+    out["label"] = words(rows["label"].to_numpy())
     return out
 
 

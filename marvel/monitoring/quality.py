@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
+
+from marvel.core import metrics
+from marvel.core.labels import ALIVE, DEAD
 
 QUALITY_COLUMNS: list[str] = [
     "labelled_count",
@@ -32,26 +34,21 @@ def _ratio(num: float, den: float) -> float:
     return float(num / den) if den > 0 else np.nan
 
 
+# core metric name -> Lakehouse Monitoring's column name
+_NAMES = {
+    "accuracy": "accuracy_score",
+    "precision": "precision",
+    "recall": "recall",
+    "f1": "f1_score",
+    "roc_auc": "roc_auc",
+    "log_loss": "log_loss",
+}
+
+
 def classification(y: np.ndarray, pred: np.ndarray, proba: np.ndarray) -> dict[str, float]:
-    """Accuracy, precision, recall, F1 ("alive" = 1 is the positive class, as in training), ROC AUC, log loss."""
-    tp = float(np.sum((pred == 1) & (y == 1)))
-    fp = float(np.sum((pred == 1) & (y == 0)))
-    fn = float(np.sum((pred == 0) & (y == 1)))
-    out = {
-        "accuracy_score": _ratio(float(np.sum(pred == y)), len(y)),
-        "precision": _ratio(tp, tp + fp),
-        "recall": _ratio(tp, tp + fn),
-        "f1_score": _ratio(2 * tp, 2 * tp + fp + fn),
-        "roc_auc": np.nan,
-        "log_loss": np.nan,
-    }
-    has_p = ~np.isnan(proba)
-    if has_p.any():
-        yp, pp = y[has_p], np.clip(proba[has_p], 1e-15, 1 - 1e-15)
-        out["log_loss"] = float(-np.mean(yp * np.log(pp) + (1 - yp) * np.log(1 - pp)))
-        if len(np.unique(yp)) == 2:  # AUC is undefined with one class
-            out["roc_auc"] = float(roc_auc_score(yp, pp))
-    return out
+    """`marvel.core.metrics` under Lakehouse Monitoring's names; undefined ratios are NaN, not 0."""
+    found = metrics.classification(y, pred, proba, zero_division=np.nan)
+    return {_NAMES[k]: v for k, v in found.items()}
 
 
 def cbpe(pred: np.ndarray, proba: np.ndarray) -> dict[str, float]:
@@ -70,11 +67,11 @@ def cbpe(pred: np.ndarray, proba: np.ndarray) -> dict[str, float]:
 
 def window_quality(rows: pd.DataFrame) -> dict[str, float]:
     """All quality figures of one window's rows (`prediction` "alive"/"dead", `label` 1/0/NaN, `probability`)."""
-    pred = (rows["prediction"].to_numpy() == "alive").astype(int)
+    pred = (rows["prediction"].to_numpy() == ALIVE).astype(int)
     proba = rows["probability"].to_numpy(dtype=float)
     label = rows["label"]
     if label.dtype == object:  # the analysed form: "alive" / "dead" / None
-        label = label.map({"alive": 1.0, "dead": 0.0})
+        label = label.map({ALIVE: 1.0, DEAD: 0.0})
     label = label.to_numpy(dtype=float)
     known = ~np.isnan(label)
     out: dict[str, float] = {
@@ -86,9 +83,5 @@ def window_quality(rows: pd.DataFrame) -> dict[str, float]:
     if known.any():
         out.update(classification(label[known].astype(int), pred[known], proba[known]))
     else:
-        out.update(
-            dict.fromkeys(
-                ["accuracy_score", "precision", "recall", "f1_score", "roc_auc", "log_loss"], np.nan
-            )
-        )
+        out.update(dict.fromkeys(_NAMES.values(), np.nan))
     return out

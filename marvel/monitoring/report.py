@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
-from marvel.cards import Card
+from marvel.core.cards import Card
 from marvel.monitoring.alerts import Alert, summarise
 from marvel.monitoring.drift import Baseline
 from marvel.monitoring.schemas import ALL_MODELS, TABLE_COLUMN
@@ -22,20 +23,11 @@ from marvel.monitoring.stats import MISSING, OTHER, bucket_counts
 EFFECT = {"numeric": "ks_test_statistic", "categorical": "population_stability_index"}
 
 
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _grid(n: int) -> tuple[Any, np.ndarray]:
-    plt = _plt()
+def _grid(n: int) -> tuple[Figure, np.ndarray]:
     cols = min(3, max(n, 1))
     rows = int(np.ceil(max(n, 1) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.8 * rows), squeeze=False)
+    fig = Figure(figsize=(4.2 * cols, 2.8 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     return fig, axes.flat
@@ -63,7 +55,6 @@ def plot_drift_over_time(
     fig.suptitle(f"Drift per window ({drift_type.lower()}); red = alert")
     fig.tight_layout()
     fig.savefig(path, dpi=80)
-    _plt().close(fig)
     return path
 
 
@@ -102,7 +93,6 @@ def plot_distributions(
     fig.suptitle("Baseline (train_set) vs recent windows")
     fig.tight_layout()
     fig.savefig(path, dpi=80)
-    _plt().close(fig)
     return path
 
 
@@ -111,8 +101,8 @@ def plot_rates_and_quality(profile: pd.DataFrame, path: Path) -> Path | None:
     if t.empty:
         return None
     t = t.sort_values("window_start")
-    plt = _plt()
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.2))
+    fig = Figure(figsize=(11, 3.2))
+    a1, a2 = fig.subplots(1, 2)
     a1.plot(t["window_start"], t["prediction_rate"], marker=".", label="predicted alive")
     a1.plot(t["window_start"], t["label_rate"], marker=".", label="labelled alive")
     a1.set_title("Prediction and label rates", fontsize=9)
@@ -125,7 +115,6 @@ def plot_rates_and_quality(profile: pd.DataFrame, path: Path) -> Path | None:
         ax.tick_params(axis="x", labelrotation=45, labelsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
-    plt.close(fig)
     return path
 
 

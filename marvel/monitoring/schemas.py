@@ -49,18 +49,6 @@ class ModelMonitoring(pa.DataFrameModel):
         coerce = True
 
 
-class Labels(pa.DataFrameModel):
-    """`labels`: ground truth that arrives after the prediction, keyed by the record's Id."""
-
-    Id: Series[str] = pa.Field(nullable=False)
-    label: Series[int] = pa.Field(isin=[0, 1])  # 1 = alive, as training's `Alive`
-    labelled_at: Series[pd.Timestamp]
-
-    class Config:
-        strict = True
-        coerce = True
-
-
 class _Window(pa.DataFrameModel):
     window_start: Series[pd.Timestamp]
     window_end: Series[pd.Timestamp]

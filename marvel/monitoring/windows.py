@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from marvel.errors import MarvelError
+from marvel.core.errors import MarvelError
 
 _UNITS = {"minute": "min", "minutes": "min", "hour": "h", "hours": "h", "day": "D", "days": "D", "week": "W"}
 _UNITS.update({"weeks": "W"})

@@ -17,12 +17,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from marvel.context import RunContext
-from marvel.errors import MarvelError
+from marvel.core.context import RunContext
+from marvel.core.errors import MarvelError
+from marvel.core.variants import Variant, validate_variants
 from marvel.serving import models as model_loading
 from marvel.serving.app import ServingApp
 from marvel.serving.inference_log import InferenceLogWriter
-from marvel.serving.routing import Router, Variant
+from marvel.serving.routing import Router
 from marvel.serving.server import ServingServer
 
 log = logging.getLogger(__name__)
@@ -173,7 +174,7 @@ class LocalDeployer:
         self.flush = {"max_rows": 500, "max_seconds": 5.0, **(flush or {})}
         if not variants:
             raise MarvelError("deploy.variants is empty: name at least one registered model to serve")
-        self.variants = [Variant.from_config(dict(v)) for v in variants]
+        self.variants = validate_variants(variants)
         self.router = Router(self.variants, salt=endpoint_name)  # validates the traffic split early
 
     def deploy(self, ctx: RunContext) -> LocalEndpoint:

@@ -23,8 +23,8 @@ from typing import Any
 import pandas as pd
 import pandera.pandas as pa
 
-from marvel.schemas import InferenceLog
-from marvel.tables import TableStore
+from marvel.core.schemas import InferenceLog
+from marvel.core.tables import TableStore
 
 log = logging.getLogger(__name__)
 

@@ -12,11 +12,13 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import mlflow
 import numpy as np
 import pandas as pd
 
-from marvel.errors import MarvelError
-from marvel.serving.routing import Variant
+from marvel.core.labels import survival_answer
+from marvel.core.registry import resolve_version
+from marvel.core.variants import Variant
 
 log = logging.getLogger(__name__)
 
@@ -48,39 +50,13 @@ class ServedModel:
     def predict(self, frame: pd.DataFrame, return_probabilities: bool = False) -> dict[str, list]:
         if self.flavor == "sklearn":
             proba = self.model.predict_proba(frame)[:, 1]
-            answer: dict[str, list] = {
-                "Survival prediction": ["alive" if p >= self.threshold else "dead" for p in proba]
-            }
-            if return_probabilities:
-                answer["Probability alive"] = [round(float(p), 6) for p in proba]
-            return answer
+            return survival_answer(proba, self.threshold, return_probabilities)
         params = {"return_probabilities": True} if return_probabilities else None
         return _as_lists(self.model.predict(frame, params=params))
 
 
-def resolve_version(variant: Variant) -> Any:
-    """The registry's ModelVersion the variant points at (an alias is resolved now, once: like a Databricks
-    served entity, the endpoint keeps serving that version even if the alias moves later)."""
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    client = MlflowClient()
-    try:
-        if variant.version is not None:
-            return client.get_model_version(variant.model, str(variant.version))
-        return client.get_model_version_by_alias(variant.model, str(variant.alias))
-    except MlflowException as exc:
-        where = f"version {variant.version}" if variant.version is not None else f"alias '{variant.alias}'"
-        raise MarvelError(
-            f"no model {variant.model} at {where} for variant '{variant.name}' ({exc.message.splitlines()[0]}); "
-            "train and register one first: python -m marvel"
-        ) from None
-
-
 def load(variant: Variant, cache: dict[tuple[str, str], ServedModel] | None = None) -> ServedModel:
     """Load the variant's model version; versions shared by several variants are loaded once."""
-    import mlflow
-
     mv = resolve_version(variant)
     key = (variant.model, str(mv.version))
     if cache is not None and key in cache:

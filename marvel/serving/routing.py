@@ -11,34 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 from bisect import bisect_right
-from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any
 
-from marvel.errors import MarvelError
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One served model: the registered model `model` at `version`, or at `alias` when version is null."""
-
-    name: str
-    model: str
-    alias: str | None = None
-    version: str | int | None = None
-    traffic_percentage: float = 100.0
-
-    @classmethod
-    def from_config(cls, cfg: dict[str, Any]) -> Variant:
-        try:
-            v = cls(**cfg)
-        except TypeError as exc:
-            raise MarvelError(f"bad deploy.variants entry {cfg}: {exc}") from None
-        if v.alias is None and v.version is None:
-            raise MarvelError(f"deploy variant '{v.name}' needs an alias or a version")
-        if v.traffic_percentage < 0:
-            raise MarvelError(f"deploy variant '{v.name}' has a negative traffic_percentage")
-        return v
+from marvel.core.variants import Variant, validate_variants
 
 
 def routing_key(record: dict[str, Any]) -> str:
@@ -60,18 +36,8 @@ class Router:
     different endpoints independent of each other."""
 
     def __init__(self, variants: list[Variant], salt: str = "") -> None:
-        live = [v for v in variants if v.traffic_percentage > 0]
-        if not live:
-            raise MarvelError("deploy.variants: at least one variant needs traffic_percentage > 0")
-        names = [v.name for v in variants]
-        if len(set(names)) != len(names):
-            raise MarvelError(f"deploy.variants: names must be unique, got {names}")
+        live = [v for v in validate_variants(variants) if v.traffic_percentage > 0]
         total = sum(v.traffic_percentage for v in live)
-        if abs(total - 100.0) > 1e-6:
-            raise MarvelError(
-                f"deploy.variants: traffic percentages add up to {total:g}, not 100 "
-                f"({', '.join(f'{v.name}={v.traffic_percentage:g}' for v in variants)})"
-            )
         self.variants = live
         self.salt = salt
         # upper edges of each variant's slice of [0, 1); the last edge is exactly 1

@@ -20,8 +20,8 @@ from typing import Any
 import pandas as pd
 import pandera.pandas as pa
 
+from marvel.core.schemas import RAW_TO_INPUT, CharacterRecord
 from marvel.features.records import to_records
-from marvel.schemas import RAW_TO_INPUT, CharacterRecord
 
 FORMATS = ("dataframe_records", "dataframe_split", "instances", "inputs")
 # params a caller may send, with their type; anything else is a 400 (a typo must not be silently ignored)

@@ -17,25 +17,25 @@ import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import numpy as np
+import mlflow.pyfunc
 import pandas as pd
+from pyspark import StorageLevel, TaskContext
+from pyspark.sql import functions as F
 
-from marvel.data.base import DataSource
-from marvel.quarantine import _record_json, split_valid
-from marvel.schemas import (
+from marvel.core.labels import labels
+from marvel.core.quarantine import validate_rows
+from marvel.core.schemas import (
     INPUT_COLUMNS,
     RAW_COLUMNS,
     RAW_NUMERIC,
     TARGET,
     Quarantine,
-    RawCharacters,
-    SplitTable,
 )
+from marvel.core.sources import DataSource, PartitionedSource
 from marvel.spark.session import get_spark
 
 # Columns the validation batches add to carry quarantine rows beside valid ones in one result.
 _Q = ["_q_row", "_q_table", "_q_reason", "_q_record"]
-_UNIQUE_CHECK = "field_uniqueness"
 
 
 def spark_type(dtype: Any) -> str:
@@ -76,48 +76,9 @@ SPLIT_DDL = ", ".join(
 def validate_batch(
     batch: pd.DataFrame, first_row: int, run_id: str, duplicated_ids: frozenset[str]
 ) -> pd.DataFrame:
-    """One batch of raw rows -> valid split rows and quarantine rows, in one frame (`_q_*` set on the latter).
-
-    The same steps as `marvel.stages.process.validate_rows`, with row indexes made global (``first_row`` is the
-    batch's position in the whole table) and the cross-batch uniqueness verdict applied.
-    """
-    from marvel.stages.process import to_split_rows
-
-    batch = batch.reset_index(drop=True)
-    index = np.arange(first_row, first_row + len(batch))
-    valid, q_raw = split_valid(
-        batch, RawCharacters, table="raw", stage="process", run_id=run_id, numeric=RAW_NUMERIC
-    )
-    rows = to_split_rows(valid)
-    positions = rows.index.to_numpy()  # batch positions of the rows that passed RawCharacters
-    rows, q_split = split_valid(rows, SplitTable, table="split", stage="process", run_id=run_id)
-    q_raw = q_raw.assign(row_index=index[q_raw["row_index"].to_numpy()])
-    kept = np.delete(positions, q_split["row_index"].to_numpy())
-    # a "split" failure is reported at its raw row (pandas numbers it among the rows that passed raw)
-    q_split = q_split.assign(row_index=index[positions[q_split["row_index"].to_numpy()]])
-    quarantined = pd.concat([q_raw, q_split], ignore_index=True)
-
-    if duplicated_ids:
-        # a PageID repeated in another batch fails uniqueness as it would in one pandas frame
-        reason = {pid: f"PageID: {pid!r} fails {_UNIQUE_CHECK}" for pid in duplicated_ids}
-        pid_at = dict(zip(index, batch["PageID"], strict=True))
-        for i in quarantined.index:
-            pid = pid_at[quarantined.at[i, "row_index"]]
-            if pid in reason and reason[pid] not in quarantined.at[i, "reason"]:
-                quarantined.at[i, "reason"] += "; " + reason[pid]
-        dup = rows["Id"].isin(duplicated_ids).to_numpy()
-        if dup.any():
-            extra = pd.DataFrame(
-                {
-                    "table": "raw",
-                    "row_index": index[kept[dup]],
-                    "reason": [reason[pid] for pid in rows.loc[dup, "Id"]],
-                    "record": [_record_json(batch.iloc[p]) for p in kept[dup]],
-                }
-            )
-            quarantined = pd.concat([quarantined, extra], ignore_index=True)
-            rows = rows.loc[~dup]
-
+    """One batch of raw rows -> valid split rows and quarantine rows, in one frame (`_q_*` set on the latter):
+    `validate_rows` itself, with row indexes made global and the cross-batch uniqueness verdict applied."""
+    rows, quarantined = validate_rows(batch, run_id, first_row=first_row, duplicated_ids=duplicated_ids)
     valid_out = rows[SPLIT_COLUMNS].reset_index(drop=True).assign(**{c: None for c in _Q})
     q_out = pd.DataFrame({c: [None] * len(quarantined) for c in SPLIT_COLUMNS}).assign(
         _q_row=quarantined["row_index"].astype("int64").to_numpy(),
@@ -147,16 +108,14 @@ class SparkCompute:
 
     # -- load -----------------------------------------------------------------------------------------
     def load(self, source: DataSource) -> Any:
-        from pyspark import StorageLevel
-
-        if callable(getattr(source, "generate", None)) and hasattr(source, "n_rows"):
-            frame = self.generate(source, int(source.n_rows), int(getattr(source, "seed", 0)))
+        if isinstance(source, PartitionedSource):
+            frame = self.generate(source, source.n_rows, source.seed)
         else:
             frame = self.spark.createDataFrame(source.load())
         # persisted: the raw rows are written, counted and validated, and must be the same rows each time
         return frame.persist(StorageLevel.MEMORY_AND_DISK)
 
-    def generate(self, source: Any, n_rows: int, seed: int) -> Any:
+    def generate(self, source: PartitionedSource, n_rows: int, seed: int) -> Any:
         """`n_rows` rows of a partition-aware source, one generator partition per Spark partition."""
         parts = max(1, math.ceil(n_rows / self.rows_per_partition))
         size = self.rows_per_partition
@@ -180,9 +139,6 @@ class SparkCompute:
         The valid rows are collected because the model trains on the driver (LightGBM's sklearn API) and the
         split must be the same stratified, seeded split as locally.
         """
-        from pyspark import TaskContext
-        from pyspark.sql import functions as F
-
         dup_rows = (
             raw.filter(F.col("PageID").isNotNull())
             .groupBy("PageID")
@@ -241,9 +197,6 @@ class SparkCompute:
     ) -> Any:
         """Add `column` with the model's output for every row (``mlflow.pyfunc.spark_udf``, this env's
         Python: nothing is installed on the executors)."""
-        import mlflow.pyfunc
-        from pyspark.sql import functions as F
-
         udf = mlflow.pyfunc.spark_udf(self.spark, model_uri, result_type=result_type, env_manager="local")
         inputs = [c for c in INPUT_COLUMNS if c in frame.columns]
         return frame.withColumn(column, udf(F.struct(*[F.col(c) for c in inputs])))
@@ -252,17 +205,28 @@ class SparkCompute:
         """A table as a Spark DataFrame (the store's own frame), so scoring never collects it."""
         return store.frame(name, version)
 
-    def predictions(self, model_uri: str, frame: Any, threshold: float, constants: dict[str, Any]) -> Any:
+    def predictions(self, model_uri: str, frame: Any, threshold: float, constants: Mapping[str, Any]) -> Any:
         """As `PandasCompute.predictions`, on the executors through ``spark_udf``."""
-        from pyspark.sql import functions as F
-
         scored = self.score(model_uri, frame, column="_proba", result_type="array<double>")
         proba = F.col("_proba").getItem(1)
         out = scored.select(
             F.col("Id").cast("string").alias("Id"),
             proba.alias("probability_alive"),
-            F.when(proba >= F.lit(threshold), "alive").otherwise("dead").alias("prediction"),
         )
+
+        def label(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+            for batch in batches:
+                yield batch.assign(prediction=labels(batch["probability_alive"].to_numpy(), threshold))
+
+        out = out.mapInPandas(label, "Id string, probability_alive double, prediction string")
         for key, value in constants.items():
             out = out.withColumn(key, F.lit(value))
         return out
+
+    def rename(self, frame: Any, columns: Mapping[str, str]) -> Any:
+        for old, new in columns.items():
+            frame = frame.withColumnRenamed(old, new)  # a no-op where `old` is absent
+        return frame
+
+    def head(self, frame: Any, n: int) -> pd.DataFrame:
+        return frame.limit(n).toPandas()

@@ -13,7 +13,9 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from marvel.errors import MarvelError
+from pyspark.sql import SparkSession
+
+from marvel.core.errors import MarvelError
 
 
 def on_databricks() -> bool:
@@ -26,7 +28,6 @@ def get_spark(settings: Mapping[str, Any] | None = None) -> Any:
     settings = dict(settings or {})
     conf: dict[str, Any] = dict(settings.get("conf") or {})
     master = settings.get("master")
-    from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()
     if active is not None:

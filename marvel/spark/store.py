@@ -23,9 +23,9 @@ from typing import Any
 
 import pandas as pd
 
-from marvel.errors import MarvelError
+from marvel.core.errors import MarvelError
+from marvel.core.tables import TableRef, TableStore, WriteMode
 from marvel.spark.session import get_spark
-from marvel.tables import TableStore, WriteMode
 
 LOG_FILE = "_marvel_log.json"
 CDF_COLUMNS = ["_change_type", "_commit_version", "_commit_timestamp"]
@@ -80,14 +80,14 @@ class SparkTableStore(TableStore):
         return get_spark(self.spark_settings)
 
     # -- naming ------------------------------------------------------------------------------------------
-    def uri(self, name: str) -> str:
+    def uri(self, name: TableRef) -> str:
         if self.catalog:
             return f"{self.catalog}.{self.schema}.{name}"
         assert self.root is not None
-        return str(self.root / name)
+        return str(self.root / str(name))
 
     # -- the contract --------------------------------------------------------------------------------------
-    def write(self, name: str, df: Any, mode: WriteMode = "overwrite") -> int:
+    def write(self, name: TableRef, df: Any, mode: WriteMode = "overwrite") -> int:
         sdf = to_spark(self.spark, df)
         if self.catalog:
             self._write_catalog(name, sdf, mode)
@@ -97,10 +97,10 @@ class SparkTableStore(TableStore):
         assert version is not None
         return version
 
-    def read(self, name: str, version: int | None = None) -> pd.DataFrame:
+    def read(self, name: TableRef, version: int | None = None) -> pd.DataFrame:
         return self.frame(name, version).toPandas()
 
-    def frame(self, name: str, version: int | None = None) -> Any:
+    def frame(self, name: TableRef, version: int | None = None) -> Any:
         """Table `name` (at `version`) as a Spark DataFrame."""
         if not self.exists(name):
             raise MarvelError(
@@ -118,7 +118,7 @@ class SparkTableStore(TableStore):
             raise MarvelError(f"table '{name}' has no version {version} (versions 0..{log[-1]['version']})")
         return self._load_parts(name, entry["parts"])
 
-    def version(self, name: str) -> int | None:
+    def version(self, name: TableRef) -> int | None:
         if self.catalog:
             if not self.spark.catalog.tableExists(self.uri(name)):
                 return None
@@ -126,7 +126,7 @@ class SparkTableStore(TableStore):
         log = self._log(name)
         return int(log[-1]["version"]) if log else None
 
-    def changes(self, name: str, since_version: int) -> pd.DataFrame:
+    def changes(self, name: TableRef, since_version: int) -> pd.DataFrame:
         current = self.version(name)
         if current is None or current <= since_version:
             return pd.DataFrame()
@@ -144,7 +144,7 @@ class SparkTableStore(TableStore):
         return self._load_parts(name, new_parts).toPandas()
 
     # -- Unity Catalog / Delta ---------------------------------------------------------------------------
-    def _write_catalog(self, name: str, sdf: Any, mode: WriteMode) -> None:
+    def _write_catalog(self, name: TableRef, sdf: Any, mode: WriteMode) -> None:
         full = self.uri(name)
         if not self.spark.catalog.tableExists(full):
             # table properties (Change Data Feed, column mapping) must be set when the table is created
@@ -161,15 +161,15 @@ class SparkTableStore(TableStore):
         writer.saveAsTable(full)
 
     # -- local folder with a version log -----------------------------------------------------------------
-    def _log_path(self, name: str) -> Path:
+    def _log_path(self, name: TableRef) -> Path:
         assert self.root is not None
-        return self.root / name / LOG_FILE
+        return self.root / str(name) / LOG_FILE
 
-    def _log(self, name: str) -> list[dict[str, Any]]:
+    def _log(self, name: TableRef) -> list[dict[str, Any]]:
         path = self._log_path(name)
         return json.loads(path.read_text())["versions"] if path.is_file() else []
 
-    def _write_folder(self, name: str, sdf: Any, mode: WriteMode) -> None:
+    def _write_folder(self, name: TableRef, sdf: Any, mode: WriteMode) -> None:
         log = self._log(name)
         version = int(log[-1]["version"]) + 1 if log else 0
         part = f"v{version:06d}"
@@ -184,7 +184,7 @@ class SparkTableStore(TableStore):
         tmp.write_text(json.dumps({"format": self.format, "versions": log}, indent=1))
         os.replace(tmp, self._log_path(name))
 
-    def _load_parts(self, name: str, parts: list[str]) -> Any:
+    def _load_parts(self, name: TableRef, parts: list[str]) -> Any:
         folder = self._log_path(name).parent
         return (
             self.spark.read.format(self.format)

@@ -2,7 +2,7 @@
 
 `deploy=local` (default) serves alias `latest-model` on 127.0.0.1; `deploy=ab` splits traffic between the
 champion and the challenger. With `deploy.block=true` the stage serves until SIGINT/SIGTERM; with false it
-returns the running endpoint (also in `ctx.state["endpoint"]`) so later code can send it traffic.
+returns the running endpoint (in the stage's result) so later code can send it traffic.
 """
 
 from __future__ import annotations
@@ -10,9 +10,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import mlflow
 from hydra.utils import instantiate
 
-from marvel.context import RunContext
+from marvel.core.context import RunContext
+from marvel.core.results import DeployResult
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +34,9 @@ def _summary(endpoint: Any) -> str:
     )
 
 
-def run(ctx: RunContext) -> dict:
-    import mlflow
-
+def run(ctx: RunContext) -> DeployResult:
     deployer = instantiate(ctx.cfg.deploy, _convert_="all")
     endpoint = deployer.deploy(ctx)
-    ctx.state["endpoint"] = endpoint
     described = endpoint.describe()
     if mlflow.active_run() is not None:
         mlflow.set_tags(
@@ -49,11 +48,11 @@ def run(ctx: RunContext) -> dict:
                 ),
             }
         )
-    return {
-        "endpoint": endpoint,
-        "url": endpoint.url,
-        "invocations_url": endpoint.invocations_url,
-        "served_entities": described["served_entities"],
-        "stats": described["stats"],
-        "summary": _summary(endpoint),
-    }
+    return DeployResult(
+        endpoint=endpoint,
+        url=endpoint.url,
+        invocations_url=endpoint.invocations_url,
+        served_entities=described["served_entities"],
+        stats=described["stats"],
+        summary=_summary(endpoint),
+    )

@@ -12,18 +12,29 @@ from typing import Any
 
 from hydra.utils import instantiate
 
-from marvel.context import RunContext
+from marvel.core.context import RunContext
+from marvel.core.results import MonitorResult
 from marvel.monitoring.alerts import DriftAlert
 
 log = logging.getLogger(__name__)
 
 
-def run(ctx: RunContext) -> dict[str, Any]:
+def run(ctx: RunContext) -> MonitorResult:
     monitor = instantiate(ctx.cfg.monitor, _convert_="all")
-    result = monitor.refresh(ctx)
-    alerts = result.get("alerts", [])
-    lines = result.get("alert_lines") or [str(a) for a in alerts]
-    print(f"monitor: {result['summary']}", flush=True)
+    found: dict[str, Any] = dict(monitor.refresh(ctx))
+    alerts = list(found.pop("alerts", []))
+    lines = found.pop("alert_lines", None) or [str(a) for a in alerts]
+    card = found.pop("card", None)
+    result = MonitorResult(
+        alerts=alerts,
+        alert_lines=lines,
+        summary=str(found.pop("summary")),
+        rows_added=int(found.pop("rows_added", 0)),
+        windows=int(found.pop("windows", 0)),
+        windows_refreshed=int(found.pop("windows_refreshed", 0)),
+        details=found,
+    )
+    print(f"monitor: {result.summary}", flush=True)
     for line in lines[:50]:
         print(f"  drift alert: {line}", flush=True)
     if len(lines) > 50:
@@ -31,16 +42,14 @@ def run(ctx: RunContext) -> dict[str, Any]:
     ctx.tracker.log_metrics(
         {
             "monitor_alerts": len(alerts),
-            "monitor_rows_added": result.get("rows_added", 0),
-            "monitor_windows": result.get("windows", 0),
-            "monitor_windows_refreshed": result.get("windows_refreshed", 0),
+            "monitor_rows_added": result.rows_added,
+            "monitor_windows": result.windows,
+            "monitor_windows_refreshed": result.windows_refreshed,
         }
     )
-    card = result.pop("card", None)
     if card is not None:
-        result["report"] = str(ctx.tracker.log_card(card))
-        print(f"monitor: report {result['report']}", flush=True)
-    ctx.state["monitor"] = result
+        result.report = str(ctx.tracker.log_card(card))
+        print(f"monitor: report {result.report}", flush=True)
     if alerts and ctx.cfg.monitor.get("fail_on_alert", False):
         columns = sorted({getattr(a, "column_name", str(a)) for a in alerts})
         raise DriftAlert(

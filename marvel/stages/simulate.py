@@ -10,38 +10,24 @@ inference table for the `monitor` stage that follows.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
+from omegaconf import DictConfig
 
-from marvel.context import RunContext
-from marvel.data.synthetic import SyntheticSource
-from marvel.errors import MarvelError
+from marvel.core.context import RunContext
+from marvel.core.errors import MarvelError
+from marvel.core.results import SimulateResult
+from marvel.core.schemas import Labels
+from marvel.core.sources import PartitionedSource
 from marvel.monitoring.payload import raw_to_records
-from marvel.monitoring.schemas import Labels
 from marvel.monitoring.windows import parse_granularity
+from marvel.serving.client import Client
 
 log = logging.getLogger(__name__)
-
-DEFAULTS: dict[str, Any] = {
-    "seed": 2024,
-    "windows_undrifted": 12,
-    "windows_drifted": 12,
-    "records_per_window": 200,
-    "records_per_request": 50,
-    "start": None,  # first window's start (ISO, UTC); null = the latest windows ending now
-    "label_share": 1.0,  # share of records whose label arrives
-    "labels_table": "labels",
-    "drift": {"height_scale": 1.5, "weight_scale": 1.5},
-}
-
-
-def settings(ctx: RunContext) -> dict[str, Any]:
-    given = OmegaConf.to_container(ctx.cfg.get("simulate") or {}, resolve=True)
-    return {**DEFAULTS, **given}  # type: ignore[dict-item]
 
 
 def timeline(start: str | None, windows: int, step: pd.Timedelta) -> pd.Timestamp:
@@ -52,29 +38,42 @@ def timeline(start: str | None, windows: int, step: pd.Timedelta) -> pd.Timestam
     return now.floor(step) - step * (windows - 1)
 
 
-def streams(ctx: RunContext, s: dict[str, Any]) -> list[tuple[int, bool, pd.DataFrame]]:
+def sources(cfg: DictConfig, drift: Mapping[str, Any]) -> tuple[PartitionedSource, PartitionedSource]:
+    """The configured data source, undrifted and drifted: it must generate rows in partitions."""
+    clean = instantiate(cfg.data, _convert_="all")
+    if not isinstance(clean, PartitionedSource):
+        raise MarvelError(
+            f"simulate draws fresh rows per window from a generating data source; {type(clean).__name__} "
+            "cannot (use data=synthetic)"
+        )
+    try:
+        drifted = instantiate(cfg.data, drift=dict(drift), _convert_="all")
+    except Exception as exc:  # Hydra wraps the constructor's TypeError/MarvelError
+        cause = exc.__cause__ or exc
+        if isinstance(cause, MarvelError):
+            raise cause from None
+        raise MarvelError(f"simulate: data source {type(clean).__name__} cannot drift ({cause})") from None
+    return clean, drifted
+
+
+def streams(cfg: DictConfig, s: DictConfig) -> list[tuple[int, bool, pd.DataFrame]]:
     """(window index, drifted?, raw rows) per window; each window its own generator partition (unique Ids)."""
-    calibration = ctx.cfg.data.get("calibration") if "calibration" in ctx.cfg.data else None
-    cal = OmegaConf.to_container(calibration, resolve=True) if calibration is not None else None
-    clean = SyntheticSource(calibration=cal)  # type: ignore[arg-type]
-    drifted = SyntheticSource(calibration=cal, drift=s["drift"])  # type: ignore[arg-type]
+    clean, drifted = sources(cfg, s.drift)
+    n_clean = int(s.windows_undrifted)
     out = []
-    n_clean = int(s["windows_undrifted"])
-    for w in range(n_clean + int(s["windows_drifted"])):
+    for w in range(n_clean + int(s.windows_drifted)):
         src = drifted if w >= n_clean else clean
-        out.append((w, w >= n_clean, src.generate(int(s["records_per_window"]), int(s["seed"]), partition=w)))
+        out.append((w, w >= n_clean, src.generate(int(s.records_per_window), int(s.seed), partition=w)))
     return out
 
 
-def run(ctx: RunContext) -> dict[str, Any]:
-    from marvel.serving.client import Client
-
-    s = settings(ctx)
+def run(ctx: RunContext) -> SimulateResult:
+    s = ctx.cfg.simulate
     step = parse_granularity(ctx.cfg.monitor.get("granularity", "30 minutes"))
-    windows = int(s["windows_undrifted"]) + int(s["windows_drifted"])
-    first = timeline(s["start"], windows, step)
-    per_request = int(s["records_per_request"])
-    data = streams(ctx, s)
+    windows = int(s.windows_undrifted) + int(s.windows_drifted)
+    first = timeline(s.start, windows, step)
+    per_request = int(s.records_per_request)
+    data = streams(ctx.cfg, s)
 
     # the configured endpoint, started in the background on a free port, trusting our request times
     deployer = instantiate(
@@ -89,7 +88,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
     client = Client(endpoint.invocations_url, token=getattr(deployer, "token", None))
     sent = failed = 0
     labels: list[pd.DataFrame] = []
-    rng = np.random.default_rng(int(s["seed"]))
+    rng = np.random.default_rng(int(s.seed))
     try:
         for w, _, raw in data:
             records = raw_to_records(raw)
@@ -108,7 +107,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
                 except Exception as exc:  # a failed request is logged by the server too; count and go on
                     failed += 1
                     log.warning("simulate: request failed: %s", exc)
-            known = rng.random(len(raw)) < float(s["label_share"])
+            known = rng.random(len(raw)) < float(s.label_share)
             labels.append(
                 pd.DataFrame(
                     {
@@ -125,27 +124,25 @@ def run(ctx: RunContext) -> dict[str, Any]:
     table = pd.concat(labels, ignore_index=True)
     table["labelled_at"] = pd.Timestamp.now(tz="UTC").tz_localize(None)
     table = Labels.validate(table)
-    name = str(s["labels_table"])
+    name = str(s.labels_table)
     ctx.store.write(name, table, mode="append" if ctx.store.exists(name) else "overwrite")
-    n_clean = int(s["windows_undrifted"])
+    n_clean = int(s.windows_undrifted)
     drift_start = first + step * n_clean
     summary = (
         f"{sent} requests ({sent * per_request} records) over {windows} windows from {first:%Y-%m-%d %H:%M}; "
-        f"drift {dict(s['drift'])} from {drift_start:%Y-%m-%d %H:%M}; {len(table)} labels"
+        f"drift {dict(s.drift)} from {drift_start:%Y-%m-%d %H:%M}; {len(table)} labels"
         + (f"; {failed} failed" if failed else "")
     )
     print(f"simulate: {summary}", flush=True)
     ctx.tracker.log_metrics(
         {"simulate_requests": sent, "simulate_failed": failed, "simulate_labels": len(table)}
     )
-    result = {
-        "requests": sent,
-        "failed": failed,
-        "labels": len(table),
-        "first_window": first,
-        "drift_start": drift_start,
-        "windows": windows,
-        "summary": summary,
-    }
-    ctx.state["simulate"] = result
-    return result
+    return SimulateResult(
+        requests=sent,
+        failed=failed,
+        labels=len(table),
+        windows=windows,
+        first_window=first,
+        drift_start=drift_start,
+        summary=summary,
+    )

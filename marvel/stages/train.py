@@ -3,57 +3,67 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import mlflow
 import numpy as np
 import pandas as pd
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
-from sklearn.pipeline import Pipeline
 
-from marvel.cards import Card
-from marvel.context import RunContext
-from marvel.evaluation import METRICS, majority_baseline, plot_confusion, plot_roc, score
-from marvel.registry import register_and_promote
-from marvel.schemas import INPUT_COLUMNS, TARGET, Features
-from marvel.selection import cross_validate, summarise
-from marvel.stages.process import PROCESS_STATS
+from marvel.core import catalog
+from marvel.core.cards import Card
+from marvel.core.context import RunContext
+from marvel.core.errors import MarvelError
+from marvel.core.metrics import METRICS, majority_baseline, score
+from marvel.core.results import CVResult, RowCounts, TrainResult
+from marvel.core.schemas import TARGET, Features
+from marvel.core.tables import TableRef
+from marvel.training.evaluation import plot_confusion, plot_roc
+from marvel.training.pipeline import build_pipeline, split_xy
+from marvel.training.registry import register_and_promote
+from marvel.training.selection import cross_validate, summarise
 
 log = logging.getLogger(__name__)
 
 
-def build_pipeline(cfg: DictConfig) -> Pipeline:
-    """processor + estimator, both from `_target_`; the served model is this whole pipeline."""
-    processor = instantiate(cfg.features, _convert_="all")
-    params: dict[str, Any] = OmegaConf.to_container(cfg.model.params, resolve=True)  # type: ignore[assignment]
-    estimator = instantiate(cfg.model.estimator, **params, _convert_="all")
-    return Pipeline([("processor", processor), ("model", estimator)])
-
-
-def split_xy(df: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
-    return df[INPUT_COLUMNS], df[TARGET].to_numpy(dtype=int)
-
-
-def log_table_input(ctx: RunContext, name: str, df: pd.DataFrame, version: int, context: str) -> None:
+def log_table_input(ctx: RunContext, table: TableRef, df: pd.DataFrame, version: int, context: str) -> None:
     """The table and version this run read, as an MLflow dataset input (lineage in the run's UI)."""
+    name = str(table)
     dataset = mlflow.data.from_pandas(
-        df, source=ctx.store.uri(name), name=f"{name}@v{version}", targets=TARGET
+        df, source=ctx.store.uri(table), name=f"{name}@v{version}", targets=TARGET
     )
     mlflow.log_input(dataset, context=context, tags={"table": name, "version": str(version)})
 
 
-def _row_stats(ctx: RunContext) -> dict[str, float]:
+def _versions(ctx: RunContext) -> tuple[int, int]:
+    """The train/test versions this run's processing wrote (a parallel sweep job may have written newer
+    ones), else the latest."""
+    if ctx.results.process is not None:
+        v = ctx.results.process.versions
+        return v.train_set, v.test_set
+    found = []
+    for table in (catalog.TRAIN_SET, catalog.TEST_SET):
+        version = ctx.store.version(table)
+        if version is None:
+            raise MarvelError(
+                f"table '{table}' does not exist at {ctx.store.uri(table)}: run the stage that writes it first "
+                "(e.g. python -m marvel stages=[process])"
+            )
+        found.append(version)
+    return found[0], found[1]
+
+
+def _row_counts(ctx: RunContext) -> RowCounts:
     """Row accounting of the processing that made these tables (this run's, or the latest recorded)."""
-    if "process" in ctx.state:
-        return ctx.state["process"]
-    stats = ctx.store.read(PROCESS_STATS).sort_values("processed_at").iloc[-1]
-    keys = ("rows_raw", "rows_quarantined", "rows_train", "rows_test")
-    ctx.tracker.log_metrics({k: float(stats[k]) for k in keys})
-    return {k: int(stats[k]) for k in keys}
+    if ctx.results.process is not None:
+        return ctx.results.process.rows
+    stats = ctx.store.read(catalog.PROCESS_STATS).sort_values("processed_at").iloc[-1]
+    counts = RowCounts(
+        **{k: int(stats[k]) for k in ("rows_raw", "rows_quarantined", "rows_train", "rows_test")}
+    )
+    ctx.tracker.log_metrics(counts.as_dict())
+    return counts
 
 
-def _cross_validate(ctx: RunContext, X: pd.DataFrame, y: np.ndarray) -> dict:
+def _cross_validate(ctx: RunContext, X: pd.DataFrame, y: np.ndarray, rows: RowCounts) -> CVResult:
     """Score this configuration on validation folds of the training rows; never touches the test set."""
     cfg = ctx.cfg
     folds = cross_validate(
@@ -69,29 +79,28 @@ def _cross_validate(ctx: RunContext, X: pd.DataFrame, y: np.ndarray) -> dict:
     for i, v in enumerate(folds["model"][cfg.promotion.metric]):
         mlflow.log_metric(f"cv_{cfg.promotion.metric}_fold", v, step=i)
     metric = cfg.promotion.metric
-    return {
-        "cv": stats,
-        "summary": (
+    return CVResult(
+        rows=rows,
+        cv=stats,
+        summary=(
             f"cv {metric} {stats[f'cv_{metric}_mean']:.4f} ± {stats[f'cv_{metric}_std']:.4f} "
             f"over {cfg.cv.folds} folds (baseline {stats[f'cv_baseline_{metric}_mean']:.4f})"
         ),
-    }
+    )
 
 
-def run(ctx: RunContext) -> dict:
-    cfg = ctx.cfg
-    # the versions this run's processing wrote (a parallel sweep job may have written newer ones), else latest
-    known = ctx.state.get("versions", {})
-    versions = {name: known.get(name, ctx.store.version(name)) for name in ("train_set", "test_set")}
-    train = ctx.store.read("train_set", versions["train_set"]).sort_values("Id").reset_index(drop=True)
-    log_table_input(ctx, "train_set", train, versions["train_set"], "training")
-    rows = _row_stats(ctx)
+def run(ctx: RunContext) -> TrainResult | CVResult:
+    cfg, store = ctx.cfg, ctx.store
+    train_version, test_version = _versions(ctx)
+    train = store.read(catalog.TRAIN_SET, train_version).sort_values("Id").reset_index(drop=True)
+    log_table_input(ctx, catalog.TRAIN_SET, train, train_version, "training")
+    rows = _row_counts(ctx)
     X_train, y_train = split_xy(train)
     if cfg.train.mode == "cv":
-        return {"rows": rows, **_cross_validate(ctx, X_train, y_train)}
+        return _cross_validate(ctx, X_train, y_train, rows)
 
-    test = ctx.store.read("test_set", versions["test_set"]).sort_values("Id").reset_index(drop=True)
-    log_table_input(ctx, "test_set", test, versions["test_set"], "testing")
+    test = store.read(catalog.TEST_SET, test_version).sort_values("Id").reset_index(drop=True)
+    log_table_input(ctx, catalog.TEST_SET, test, test_version, "testing")
     X_test, y_test = split_xy(test)
 
     pipeline = build_pipeline(cfg)
@@ -114,7 +123,7 @@ def run(ctx: RunContext) -> dict:
     roc_png = plot_roc(y_test, proba, plots / "roc_curve.png", label=str(cfg.model.name))
 
     promo = cfg.promotion
-    reg = register_and_promote(
+    verdict = register_and_promote(
         pipeline,
         threshold=threshold,
         basic_name=cfg.env.model_basic,
@@ -126,43 +135,32 @@ def run(ctx: RunContext) -> dict:
         y_test=y_test,
         tags={"run_id": ctx.run_id, "model": str(cfg.model.name)},
     )
-    if not np.isnan(reg.champion_metric):
-        ctx.tracker.log_metrics({f"champion_{promo.metric}": reg.champion_metric})
+    if not np.isnan(verdict.champion_metric):
+        ctx.tracker.log_metrics({f"champion_{promo.metric}": verdict.champion_metric})
     mlflow.set_tags(
         {
-            "promoted": str(reg.promoted).lower(),
-            "model_version_basic": reg.basic_version,
-            "model_version_custom": reg.custom_version,
+            "promoted": str(verdict.promoted).lower(),
+            "model_version_basic": verdict.basic_version,
+            "model_version_custom": verdict.custom_version,
         }
     )
-    ctx.state["model_updated"] = reg.promoted
 
     card = Card("train", f"Training: {cfg.model.name} with {cfg.features._target_.rsplit('.', 1)[-1]}")
-    card.table("Rows", rows)
+    card.table("Rows", rows.as_dict())
     card.grid(
         "Test metrics",
         ["metric", "model", "always-majority", "champion (same rows)"],
-        [[m, metrics[m], baseline[m], reg.champion_metric if m == promo.metric else ""] for m in METRICS],
+        [[m, metrics[m], baseline[m], verdict.champion_metric if m == promo.metric else ""] for m in METRICS],
     )
     card.table(
         "Registry",
         {
-            cfg.env.model_basic: f"v{reg.basic_version}",
-            cfg.env.model_custom: f"v{reg.custom_version}",
-            f"alias {promo.alias}": "moved" if reg.promoted else f"stays on v{reg.champion_version}",
+            cfg.env.model_basic: f"v{verdict.basic_version}",
+            cfg.env.model_custom: f"v{verdict.custom_version}",
+            f"alias {promo.alias}": "moved" if verdict.promoted else f"stays on v{verdict.champion_version}",
             "promotion rule": f"{promo.metric} not worse than champion",
         },
     )
     card.image("ROC curve", roc_png).image("Confusion matrix", cm_png)
     ctx.tracker.log_card(card)
-    return {
-        "rows": rows,
-        "metrics": metrics,
-        "baseline": baseline,
-        "promotion_metric": promo.metric,
-        "champion_metric": reg.champion_metric,
-        "champion_version": reg.champion_version,
-        "promoted": reg.promoted,
-        "basic_version": reg.basic_version,
-        "custom_version": reg.custom_version,
-    }
+    return TrainResult(rows=rows, metrics=metrics, baseline=baseline, promotion=verdict)

@@ -193,6 +193,39 @@ class InferenceLog(pa.DataFrameModel):
         coerce = True
 
 
+class Labels(pa.DataFrameModel):
+    """`labels`: ground truth that arrives after the prediction, keyed by the record's Id."""
+
+    Id: Series[str] = pa.Field(nullable=False)
+    label: Series[int] = pa.Field(isin=[0, 1])  # 1 = alive, as training's `Alive`
+    labelled_at: Series[pd.Timestamp]
+
+    class Config:
+        strict = True
+        coerce = True
+
+
+class ProcessStats(pa.DataFrameModel):
+    """`process_stats`: one row per processing: the row accounting and the table versions it wrote."""
+
+    rows_raw: Series[int] = pa.Field(ge=0)
+    rows_quarantined: Series[int] = pa.Field(ge=0)
+    rows_train: Series[int] = pa.Field(ge=0)
+    rows_test: Series[int] = pa.Field(ge=0)
+    version_raw: Series[int]
+    version_train_set: Series[int]
+    version_test_set: Series[int]
+    version_quarantine: Series[int]  # -1: no quarantine table yet
+    run_id: Series[str]
+    fingerprint: Series[str]
+    source: Series[str]
+    processed_at: Series[pd.Timestamp]
+
+    class Config:
+        strict = True
+        coerce = True
+
+
 class Predictions(pa.DataFrameModel):
     """`predictions`: batch scores of a table by a registered model (stage `score`)."""
 

@@ -4,20 +4,23 @@ when it is not worse than the champion on the same test set."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import numpy as np
 import pandas as pd
+from mlflow import MlflowClient
 from mlflow.models.signature import ModelSignature
 from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 
 import marvel
-from marvel.evaluation import better_or_equal, score
-from marvel.pyfunc import SurvivalModel
-from marvel.schemas import INPUT_COLUMNS, INPUT_OPTIONAL
+from marvel.core.metrics import better_or_equal, score
+from marvel.core.registry import alias_version
+from marvel.core.results import Promotion
+from marvel.core.schemas import INPUT_COLUMNS, INPUT_OPTIONAL
+from marvel.training.pyfunc import SurvivalModel
 
 log = logging.getLogger(__name__)
 
@@ -42,24 +45,6 @@ def input_signature(output: bool = True) -> ModelSignature:
     )
 
 
-@dataclass
-class Registered:
-    basic_version: str
-    custom_version: str
-    promoted: bool
-    champion_version: str | None
-    champion_metric: float
-
-
-def _champion(client: Any, name: str, alias: str) -> Any | None:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return client.get_model_version_by_alias(name, alias)
-    except MlflowException:
-        return None
-
-
 def register_and_promote(
     pipeline: Any,
     *,
@@ -72,12 +57,9 @@ def register_and_promote(
     X_test: pd.DataFrame,
     y_test: np.ndarray,
     tags: dict[str, str],
-) -> Registered:
-    import mlflow
-    from mlflow import MlflowClient
-
+) -> Promotion:
     client = MlflowClient()
-    champion = _champion(client, basic_name, alias)
+    champion = alias_version(basic_name, alias)
     champion_metric = float("nan")
     if champion is not None:
         try:
@@ -122,8 +104,28 @@ def register_and_promote(
     # only when the challenger is not worse
     for name, v in ((basic_name, bv), (custom_name, cv)):
         client.set_registered_model_alias(name, CHALLENGER_ALIAS, v)
-    promoted = better_or_equal(metric, challenger_metrics[metric], champion_metric)
+    new = challenger_metrics[metric]
+    promoted = better_or_equal(metric, new, champion_metric)
     if promoted:
         client.set_registered_model_alias(basic_name, alias, bv)
         client.set_registered_model_alias(custom_name, alias, cv)
-    return Registered(bv, cv, promoted, champion.version if champion is not None else None, champion_metric)
+    if champion is None:
+        reason = "promoted (first model)"
+    elif promoted:
+        reason = f"promoted: {metric} {new:.4f} >= champion v{champion.version} {champion_metric:.4f}"
+    else:
+        reason = (
+            f"not promoted: {metric} {new:.4f} worse than champion v{champion.version} {champion_metric:.4f}"
+        )
+    return Promotion(
+        basic_name=basic_name,
+        custom_name=custom_name,
+        basic_version=bv,
+        custom_version=cv,
+        alias=alias,
+        metric=metric,
+        promoted=promoted,
+        champion_version=str(champion.version) if champion is not None else None,
+        champion_metric=champion_metric,
+        reason=reason,
+    )

@@ -13,34 +13,40 @@ from typing import Literal
 
 import pandas as pd
 import pyarrow as pa
+from deltalake import DeltaTable, write_deltalake
+
+from marvel.core.catalog import TableSpec
+from marvel.core.errors import MarvelError
 
 WriteMode = Literal["overwrite", "append"]
+# a table by its catalog spec or, where a config renames it, by name
+TableRef = str | TableSpec
 
 
 class TableStore(ABC):
     """Named, versioned tables."""
 
     @abstractmethod
-    def write(self, name: str, df: pd.DataFrame, mode: WriteMode = "overwrite") -> int:
+    def write(self, name: TableRef, df: pd.DataFrame, mode: WriteMode = "overwrite") -> int:
         """Write `df` to table `name` and return the new table version."""
 
     @abstractmethod
-    def read(self, name: str, version: int | None = None) -> pd.DataFrame:
+    def read(self, name: TableRef, version: int | None = None) -> pd.DataFrame:
         """Read table `name` (its latest version unless `version` is given)."""
 
     @abstractmethod
-    def version(self, name: str) -> int | None:
+    def version(self, name: TableRef) -> int | None:
         """The table's current version, or None if it does not exist."""
 
     @abstractmethod
-    def changes(self, name: str, since_version: int) -> pd.DataFrame:
+    def changes(self, name: TableRef, since_version: int) -> pd.DataFrame:
         """Rows inserted after `since_version` (exclusive), from the change data feed."""
 
     @abstractmethod
-    def uri(self, name: str) -> str:
+    def uri(self, name: TableRef) -> str:
         """Where the table lives, for lineage (a path or a catalog.schema.table name)."""
 
-    def exists(self, name: str) -> bool:
+    def exists(self, name: TableRef) -> bool:
         return self.version(name) is not None
 
 
@@ -50,15 +56,13 @@ class DeltaTableStore(TableStore):
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser().resolve()
 
-    def _path(self, name: str) -> Path:
-        return self.root / name
+    def _path(self, name: TableRef) -> Path:
+        return self.root / str(name)
 
-    def uri(self, name: str) -> str:
+    def uri(self, name: TableRef) -> str:
         return str(self._path(name))
 
-    def write(self, name: str, df: pd.DataFrame, mode: WriteMode = "overwrite") -> int:
-        from deltalake import write_deltalake
-
+    def write(self, name: TableRef, df: pd.DataFrame, mode: WriteMode = "overwrite") -> int:
         path = self._path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
         data = pa.Table.from_pandas(df, preserve_index=False)
@@ -76,12 +80,8 @@ class DeltaTableStore(TableStore):
         assert version is not None
         return version
 
-    def read(self, name: str, version: int | None = None) -> pd.DataFrame:
-        from deltalake import DeltaTable
-
+    def read(self, name: TableRef, version: int | None = None) -> pd.DataFrame:
         if not self.exists(name):
-            from marvel.errors import MarvelError
-
             raise MarvelError(
                 f"table '{name}' does not exist in {self.root}: run the stage that writes it first "
                 "(e.g. python -m marvel stages=[process])"
@@ -89,17 +89,13 @@ class DeltaTableStore(TableStore):
         table = DeltaTable(str(self._path(name)), version=version)
         return table.to_pandas()
 
-    def version(self, name: str) -> int | None:
-        from deltalake import DeltaTable
-
+    def version(self, name: TableRef) -> int | None:
         path = self._path(name)
         if not DeltaTable.is_deltatable(str(path)):
             return None
         return DeltaTable(str(path)).version()
 
-    def changes(self, name: str, since_version: int) -> pd.DataFrame:
-        from deltalake import DeltaTable
-
+    def changes(self, name: TableRef, since_version: int) -> pd.DataFrame:
         current = self.version(name)
         if current is None or current <= since_version:
             return pd.DataFrame()

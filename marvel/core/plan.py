@@ -10,6 +10,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from marvel.core import catalog
+
 
 def table_name(cfg: DictConfig, table: str) -> str:
     """Where `table` lives in this env: ``catalog.schema.table`` in Unity Catalog, else a folder."""
@@ -47,7 +49,7 @@ def _monitor_lines(cfg: DictConfig) -> list[str]:
         return ["monitor        -"]
     lines = [f"monitor        {_target(monitor)}"]
     if monitor.get("monitoring_table"):
-        src = table_name(cfg, monitor.get("inference_table", "custom_model_payload"))
+        src = table_name(cfg, monitor.get("inference_table", catalog.INFERENCE_LOG.name))
         lines.append(f"  table          {table_name(cfg, monitor.monitoring_table)} (from {src})")
     grains = monitor.get("granularities") or ([monitor.granularity] if monitor.get("granularity") else [])
     if grains:
@@ -70,7 +72,7 @@ def plan_lines(cfg: DictConfig) -> list[str]:
         f"data           {cfg.data._target_}",
         f"compute        {compute_name}",
         f"store          {_target(env.store)} ({env.store.get('format', 'delta')})",
-        f"tables         {', '.join(table_name(cfg, t) for t in env.tables)}",
+        f"tables         {', '.join(table_name(cfg, t.name) for t in catalog.LIFECYCLE)}",
         f"tracking       {env.tracking_uri} (experiment {env.experiment_name}"
         + (f", custom {env.experiment_custom}" if env.get("experiment_custom") else "")
         + ")",

@@ -15,9 +15,15 @@ from typing import Any
 
 import pandas as pd
 from hydra.experimental.callback import Callback
+from matplotlib.figure import Figure
+from mlflow import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from marvel.tracking import configure, experiment_id, run_tags
+from marvel.core.engine import run as run_engine
+from marvel.core.metrics import LOWER_IS_BETTER
+from marvel.core.replay import logged_config
+from marvel.core.results import RunResult, TrainResult
+from marvel.core.tracking import configure, experiment_id, run_tags
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +44,6 @@ class SweepCallback(Callback):
         self._saved_env: dict[str, str | None] = {}
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from mlflow import MlflowClient
-
         cfg = _job_config(config)
         configure(cfg)
         client = MlflowClient()
@@ -59,8 +63,6 @@ class SweepCallback(Callback):
         print(f"sweep: parent MLflow run {self.parent_run_id}", flush=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from mlflow import MlflowClient
-
         for key, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -110,7 +112,7 @@ def summary_table(client: Any, parent_run_id: str, metric: str) -> pd.DataFrame:
     table = pd.DataFrame(
         rows, columns=["run_id", "overrides", "cv_mean", "cv_std", "baseline_mean", "status"]
     )
-    lower_is_better = metric == "log_loss"
+    lower_is_better = metric in LOWER_IS_BETTER
     table["overrides"] = _varying(table["overrides"].tolist())
     table = table.sort_values("cv_mean", ascending=lower_is_better, na_position="last", kind="stable")
     table.insert(0, "rank", range(1, len(table) + 1))
@@ -136,10 +138,6 @@ def format_table(table: pd.DataFrame, metric: str) -> str:
 
 
 def log_summary(client: Any, parent_run_id: str, table: pd.DataFrame, metric: str, out_dir: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     out_dir.mkdir(parents=True, exist_ok=True)
     csv = out_dir / "sweep_summary.csv"
@@ -147,7 +145,8 @@ def log_summary(client: Any, parent_run_id: str, table: pd.DataFrame, metric: st
     client.log_artifact(parent_run_id, str(csv))
     done = table[table["cv_mean"].notna()]
     if not done.empty:
-        fig, ax = plt.subplots(figsize=(7, 0.45 * len(done) + 1.5))
+        fig = Figure(figsize=(7, 0.45 * len(done) + 1.5))
+        ax = fig.subplots()
         labels = [o or "(defaults)" for o in done["overrides"]][::-1]
         ax.barh(labels, done["cv_mean"][::-1], xerr=done["cv_std"][::-1], color="#4c72b0", alpha=0.85)
         ax.axvline(done["baseline_mean"].iloc[0], color="grey", ls="--", label="always-majority")
@@ -156,18 +155,14 @@ def log_summary(client: Any, parent_run_id: str, table: pd.DataFrame, metric: st
         fig.subplots_adjust(left=0.45)
         png = out_dir / "sweep_summary.png"
         fig.savefig(png, dpi=110)
-        plt.close(fig)
         client.log_artifact(parent_run_id, str(png))
         best = done.iloc[0]
         client.log_metric(parent_run_id, f"best_cv_{metric}_mean", float(best["cv_mean"]))
         client.set_tag(parent_run_id, "best_job_run_id", best["run_id"])
 
 
-def final_fit(client: Any, parent_run_id: str, best_run_id: str, out_dir: Path) -> dict[str, Any]:
+def final_fit(client: Any, parent_run_id: str, best_run_id: str, out_dir: Path) -> RunResult:
     """Fit the chosen job's exact config on the whole training set and score the test set, once."""
-    from marvel.engine import run as run_engine
-    from marvel.replay import logged_config
-
     cfg = logged_config(best_run_id)
     cfg.train.mode = "fit"
     cfg.parent_run_id = parent_run_id
@@ -175,11 +170,11 @@ def final_fit(client: Any, parent_run_id: str, best_run_id: str, out_dir: Path) 
     cfg.stages = [s for s in cfg.stages if s in ("process", "train")]
     cfg.run_name = "selected"
     results = run_engine(cfg, out_dir=out_dir / "selected", extra_tags={"sweep_role": "selected"})
-    train = results.get("train") or {}
-    for name, value in (train.get("metrics") or {}).items():
+    train = results.train
+    metrics = train.metrics if isinstance(train, TrainResult) else {}
+    for name, value in metrics.items():
         client.log_metric(parent_run_id, f"selected_test_{name}", value)
-    client.set_tag(parent_run_id, "selected_run_id", results["run_id"])
-    metrics = train.get("metrics") or {}
+    client.set_tag(parent_run_id, "selected_run_id", results.run_id)
     print(
         f"sweep: selected job {best_run_id} (best by cv), fitted on all training rows; test set scored once: "
         + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()),

@@ -1,6 +1,6 @@
 """Honest model selection: candidates are compared on cross-validation folds of the training rows only.
 
-The test set is scored once, by the configuration the selection chose (see `marvel.sweep`).
+The test set is scored once, by the configuration the selection chose (see `marvel.training.sweep`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 
-from marvel.evaluation import METRICS, majority_baseline, score
+from marvel.core.metrics import METRICS, majority_baseline, score
 
 
 def cross_validate(

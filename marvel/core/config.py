@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-_HERE = Path(__file__).resolve().parent
+_PACKAGE = Path(__file__).resolve().parents[1]
 CONFIG_DIR = next(
-    (p for p in (_HERE.parent / "conf", _HERE / "_conf") if (p / "config.yaml").exists()),
-    _HERE.parent / "conf",
+    (p for p in (_PACKAGE.parent / "conf", _PACKAGE / "_conf") if (p / "config.yaml").exists()),
+    _PACKAGE.parent / "conf",
 )

@@ -8,6 +8,8 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
+from marvel.core.labels import survival_answer
+
 
 class SurvivalModel(mlflow.pyfunc.PythonModel):
     """Wraps the fitted sklearn pipeline (processor + classifier) and the decision threshold.
@@ -24,9 +26,4 @@ class SurvivalModel(mlflow.pyfunc.PythonModel):
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> dict:
         proba = self.predict_proba(pd.DataFrame(model_input))
-        answer: dict[str, list] = {
-            "Survival prediction": ["alive" if p >= self.threshold else "dead" for p in proba]
-        }
-        if params and params.get("return_probabilities"):
-            answer["Probability alive"] = [round(float(p), 6) for p in proba]
-        return answer
+        return survival_answer(proba, self.threshold, bool(params and params.get("return_probabilities")))

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import mlflow
+from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 
-from marvel.errors import MarvelError
+from marvel.core.errors import MarvelError
+from marvel.core.tracking import configure
 
 
 def logged_config(run_id: str) -> DictConfig:
     """The resolved config.yaml a run logged (MLflow must already point at the run's tracking store)."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
     try:
         text = mlflow.artifacts.load_text(f"runs:/{run_id}/config.yaml")
     except MlflowException:
@@ -25,8 +25,6 @@ def logged_config(run_id: str) -> DictConfig:
 
 def replay_config(cfg: DictConfig) -> DictConfig:
     """The config to run for `+replay=<id>`: the logged one, as it was, tagged as a replay."""
-    from marvel.tracking import configure
-
     configure(cfg)
     run_id = str(cfg.replay)
     replayed = logged_config(run_id)

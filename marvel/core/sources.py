@@ -1,4 +1,4 @@
-"""The DataSource contract."""
+"""The DataSource contract: where raw character rows come from."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 import pandas as pd
 
-from marvel.schemas import RAW_COLUMNS, RAW_NUMERIC, RAW_TEXT
+from marvel.core.schemas import RAW_COLUMNS, RAW_NUMERIC, RAW_TEXT
 
 
 class DataSource(ABC):
@@ -28,6 +28,25 @@ class DataSource(ABC):
     def fingerprint(self) -> str:
         """What, beyond the source's config, decides its rows (a file's size and time); "" if nothing."""
         return ""
+
+
+class PartitionedSource(DataSource):
+    """A source that builds its rows in independent, seeded partitions (a generator).
+
+    A row depends only on ``(seed, partition)`` and the source's options, so an engine may build partitions
+    in parallel (Spark executors) and a simulation may draw fresh partitions per window. PageIDs carry the
+    partition, so partitions never share an id.
+    """
+
+    n_rows: int
+    seed: int
+
+    @abstractmethod
+    def generate(self, n_rows: int, seed: int, partition: int = 0) -> pd.DataFrame:
+        """`n_rows` raw rows of partition `partition` (in the raw contract, as `load`)."""
+
+    def load(self) -> pd.DataFrame:
+        return self.generate(self.n_rows, self.seed, partition=0)
 
 
 def conform(df: pd.DataFrame) -> pd.DataFrame:

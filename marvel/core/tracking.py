@@ -1,4 +1,4 @@
-"""MLflow: where runs and models go, and what every run records about itself."""
+"""MLflow: where runs and models go, what every run records about itself, and the run each invocation opens."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import mlflow
 from omegaconf import DictConfig, OmegaConf
+
+from marvel.core.cards import Card
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +37,6 @@ def run_tags(cfg: DictConfig) -> dict[str, str]:
 
 def configure(cfg: DictConfig) -> None:
     """Point MLflow at the env's tracking server and registry; quiet its chatter."""
-    import mlflow
-
     env = cfg.env
     for path in env.get("local_dirs") or []:
         Path(path).mkdir(parents=True, exist_ok=True)
@@ -48,8 +49,6 @@ def configure(cfg: DictConfig) -> None:
 
 
 def experiment_id(name: str, artifact_location: str | None) -> str:
-    import mlflow
-
     found = mlflow.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
@@ -77,3 +76,40 @@ def flat_params(cfg: DictConfig) -> dict[str, str]:
         if k != "_target_":
             out[f"features.{k}"] = str(v)
     return out
+
+
+class Tracker:
+    """One MLflow run per invocation; stages log into it. Sweeps nest it under their parent run."""
+
+    def __init__(self, cfg: DictConfig, out_dir: Path, tags: dict[str, str] | None = None) -> None:
+        self.cfg = cfg
+        self.out_dir = out_dir
+        self.extra_tags = dict(tags or {})
+        self.run_id = ""
+
+    def __enter__(self) -> Tracker:
+        configure(self.cfg)
+        env = self.cfg.env
+        exp = experiment_id(env.experiment_name, env.get("artifact_location"))
+        parent = self.cfg.get("parent_run_id")
+        tags = {**run_tags(self.cfg), **self.extra_tags}
+        if parent:
+            tags["mlflow.parentRunId"] = str(parent)
+        self._run = mlflow.start_run(experiment_id=exp, run_name=self.cfg.get("run_name"), tags=tags)
+        self.run_id = self._run.info.run_id
+        mlflow.log_params(flat_params(self.cfg))
+        mlflow.log_text(OmegaConf.to_yaml(self.cfg, resolve=True), "config.yaml")
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        mlflow.end_run(status="FAILED" if exc_type else "FINISHED")
+
+    def log_metrics(self, metrics: dict[str, float]) -> None:
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+
+    def log_card(self, card: Card) -> Path:
+        path = card.write(self.out_dir)
+        mlflow.log_artifact(str(path), "cards")
+        for image in card.images:
+            mlflow.log_artifact(str(image), "plots")
+        return path

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+
 GROUPS = ("data", "features", "model", "deploy", "monitor", "env")
 DEFAULTS_NOTE = {"env": "(none: local)"}
 
@@ -19,8 +21,6 @@ def _describe(path: Path) -> str:
 
 
 def _defaults(config_dir: Path) -> dict[str, str]:
-    import yaml
-
     raw = yaml.safe_load((config_dir / "config.yaml").read_text(encoding="utf-8"))
     out: dict[str, str] = {}
     for item in raw.get("defaults", []):

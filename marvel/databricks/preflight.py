@@ -1,4 +1,4 @@
-"""Checks an environment makes before a run touches anything (``env.preflight``)."""
+"""Checks a Databricks env makes before a run touches anything, and the task values it sets after."""
 
 from __future__ import annotations
 
@@ -8,20 +8,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from marvel.errors import MarvelError
-
-
-class LocalPreflight:
-    """Local runs need nothing but a writable folder."""
-
-    def check(self, cfg: DictConfig) -> None:
-        root = Path(cfg.paths.root)
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise MarvelError(
-                f"cannot create {root} ({exc.strerror}); set paths.root or MARVEL_HOME"
-            ) from None
+from marvel.core.errors import MarvelError
+from marvel.core.preflight import Preflight
+from marvel.core.results import RunResult, TrainResult
+from marvel.databricks.jobs import set_task_value
 
 
 def databricks_credentials(profile: str | None) -> str | None:
@@ -39,7 +29,7 @@ def databricks_credentials(profile: str | None) -> str | None:
     return None
 
 
-class DatabricksPreflight:
+class DatabricksPreflight(Preflight):
     """Databricks runs need credentials; `dry_run=true` plans without them.
 
     After a run, `finish` hands the train stage's verdict to the job's next task (`model_updated`).
@@ -68,10 +58,8 @@ class DatabricksPreflight:
                 "or use dry_run=true to see the plan"
             )
 
-    def finish(self, cfg: DictConfig, results: dict) -> None:
+    def finish(self, cfg: DictConfig, result: RunResult) -> None:
         """Set the `model_updated` task value the job's condition task reads (no-op off Databricks)."""
-        from marvel.databricks.jobs import set_task_value
-
-        train = results.get("train")
-        if isinstance(train, dict) and "promoted" in train:
-            set_task_value("model_updated", 1 if train["promoted"] else 0)
+        train = result.train
+        if isinstance(train, TrainResult) and train.promotion is not None:
+            set_task_value("model_updated", 1 if train.promotion.promoted else 0)

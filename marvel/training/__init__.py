@@ -1,0 +1,1 @@
+"""Training: the model pipeline, metrics plots, cross-validated selection, sweeps, registration and promotion."""
