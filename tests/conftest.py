@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -15,6 +16,8 @@ from hypothesis import settings
 from omegaconf import DictConfig
 
 from marvel.core.config import CONFIG_DIR
+from marvel.core.engine import run
+from marvel.core.results import RunResult
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -59,15 +62,60 @@ def make_config(home: Path, overrides: list[str]) -> DictConfig:
 
 
 @pytest.fixture
-def run_marvel(marvel_home: Path) -> Callable[..., dict[str, Any]]:
+def run_marvel(marvel_home: Path) -> Callable[..., RunResult]:
     """Run the engine in-process on the real config with overrides; returns the stage results."""
-    from marvel.core.engine import run
 
-    def _run(*overrides: str, fast: bool = True) -> dict[str, Any]:
+    def _run(*overrides: str, fast: bool = True) -> RunResult:
         cfg = make_config(marvel_home, [*(FAST if fast else []), *overrides])
         return run(cfg, out_dir=marvel_home / "out")
 
     return _run
+
+
+# MLflow's SQLite store keeps absolute artifact locations; a copied home must point at its own copy
+_PATH_COLUMNS = {
+    "experiments": ["artifact_location"],
+    "runs": ["artifact_uri"],
+    "model_versions": ["source", "storage_location"],
+    "logged_models": ["artifact_location"],
+    "datasets": ["dataset_source"],
+}
+
+
+def clone_home(src: Path, dst: Path) -> Path:
+    """Copy a MARVEL_HOME (lake, MLflow database and artifacts) so that the copy is self-contained."""
+    shutil.copytree(src, dst)
+    with sqlite3.connect(dst / "mlflow.db") as db:
+        tables = {r[0] for r in db.execute("select name from sqlite_master where type='table'")}
+        for table, columns in _PATH_COLUMNS.items():
+            if table not in tables:
+                continue
+            present = {r[1] for r in db.execute(f"pragma table_info({table})")}
+            for col in columns:
+                if col in present:
+                    db.execute(f"update {table} set {col} = replace({col}, ?, ?)", (str(src), str(dst)))
+    return dst
+
+
+@pytest.fixture(scope="session")
+def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A MARVEL_HOME where the default lifecycle (process, train; FAST sizes) ran once for the whole session:
+    tables, MLflow runs and v1 of both models at alias latest-model. Never use it directly: `trained` copies it."""
+    home = tmp_path_factory.mktemp("trained") / "marvel_home"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MARVEL_HOME", str(home))
+        mp.delenv("MARVEL_SERVING_TOKEN", raising=False)
+        run(make_config(home, FAST), out_dir=home / "out")
+    return home
+
+
+@pytest.fixture
+def trained(trained_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """This test's own copy of `trained_home`, as MARVEL_HOME (what `run_marvel` then runs in)."""
+    home = clone_home(trained_home, tmp_path / "marvel_home")
+    monkeypatch.setenv("MARVEL_HOME", str(home))
+    monkeypatch.delenv("MARVEL_SERVING_TOKEN", raising=False)
+    return home
 
 
 @pytest.fixture
