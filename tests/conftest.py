@@ -139,4 +139,4 @@ def cli(marvel_home: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
 
 @pytest.fixture(scope="session")
 def session_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    yield tmp_path_factory.mktemp("session")
+    return tmp_path_factory.mktemp("session")

@@ -68,15 +68,17 @@ def test_every_task_composes(target: str) -> None:
     for job, task in wheel_tasks:
         wt = task["python_wheel_task"]
         assert wt["package_name"] == "marvel"
-        assert wt["entry_point"] in scripts and scripts[wt["entry_point"]] == "marvel.__main__:main"
+        assert wt["entry_point"] in scripts
+        assert scripts[wt["entry_point"]] == "marvel.__main__:main"
         overrides = [_substitute(p, target) for p in wt["parameters"]]
         assert f"+env={target}" in overrides
         assert not any("${" in o or "{{" in o for o in overrides), overrides
         cfg = _compose(overrides)
-        assert cfg.env.name == target and cfg.env.catalog == f"mlops_{target}"
-        assert (
-            cfg.run.git_sha == "0123abc" and cfg.run.branch == "main" and str(cfg.run.job_run_id) == "987654"
-        )
+        assert cfg.env.name == target
+        assert cfg.env.catalog == f"mlops_{target}"
+        assert cfg.run.git_sha == "0123abc"
+        assert cfg.run.branch == "main"
+        assert str(cfg.run.job_run_id) == "987654"
         assert list(cfg.stages), (job, task["task_key"])
 
 
@@ -118,8 +120,10 @@ def test_dry_run_plan_per_env(target: str) -> None:
     uc = f"mlops_{target}.marvel_characters"
     for table in ("raw", "train_set", "test_set", "quarantine"):
         assert f"{uc}.{table}" in text
-    assert f"{uc}.marvel_character_model_basic" in text and f"{uc}.marvel_character_model_custom" in text
-    assert "databricks-uc" in text and "/Shared/marvel-characters-basic" in text
+    assert f"{uc}.marvel_character_model_basic" in text
+    assert f"{uc}.marvel_character_model_custom" in text
+    assert "databricks-uc" in text
+    assert "/Shared/marvel-characters-basic" in text
     assert "marvel.databricks.deployer.DatabricksDeployer endpoint marvel-character-model-serving" in text
     assert f"inference      {uc}.custom_model_payload" in text
     assert f"table          {uc}.model_monitoring" in text
@@ -130,9 +134,11 @@ def test_dry_run_plan_per_env(target: str) -> None:
 def test_dry_run_plan_spark_and_local(tmp_path: Path) -> None:
     spark = "\n".join(plan_lines(_compose([f"paths.root={tmp_path}", "+env=spark"])))
     assert f"{tmp_path}/spark-warehouse/train_set" in spark
-    assert "SparkCompute" in spark and "(parquet)" in spark
+    assert "SparkCompute" in spark
+    assert "(parquet)" in spark
     local = "\n".join(plan_lines(_compose([f"paths.root={tmp_path}"])))
-    assert f"{tmp_path}/lake/train_set" in local and "PandasCompute" in local
+    assert f"{tmp_path}/lake/train_set" in local
+    assert "PandasCompute" in local
 
 
 def test_prd_without_credentials_is_one_line(tmp_path: Path) -> None:
@@ -151,7 +157,8 @@ def test_prd_without_credentials_is_one_line(tmp_path: Path) -> None:
     )
     assert out.returncode != 0
     lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and "DATABRICKS_HOST" in lines[0], out.stderr
+    assert len(lines) == 1, out.stderr
+    assert "DATABRICKS_HOST" in lines[0], out.stderr
     dry = subprocess.run(
         [sys.executable, "-m", "marvel", "+env=prd", "dry_run=true"],
         cwd=REPO,
@@ -160,7 +167,8 @@ def test_prd_without_credentials_is_one_line(tmp_path: Path) -> None:
         text=True,
         timeout=120,
     )
-    assert dry.returncode == 0 and "mlops_prd.marvel_characters.train_set" in dry.stdout
+    assert dry.returncode == 0
+    assert "mlops_prd.marvel_characters.train_set" in dry.stdout
 
 
 def test_finish_sets_no_task_value_off_databricks(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -184,7 +192,8 @@ def test_wheel_carries_its_config(tmp_path: Path) -> None:
         entry = next(n for n in names if n.endswith("entry_points.txt"))
         assert re.search(r"^marvel = marvel.__main__:main$", zf.read(entry).decode(), re.M)
         zf.extractall(tmp_path / "site")
-    assert "marvel/_conf/config.yaml" in names and "marvel/_conf/env/prd.yaml" in names
+    assert "marvel/_conf/config.yaml" in names
+    assert "marvel/_conf/env/prd.yaml" in names
     run = subprocess.run(
         [sys.executable, "-c", "from marvel.__main__ import main; main()", "+env=prd", "dry_run=true"],
         cwd=tmp_path,

@@ -17,7 +17,8 @@ def _one_line_error(proc) -> str:
 
 def test_missing_csv_says_how_to_get_it(cli, tmp_path: Path) -> None:
     line = _one_line_error(cli("data=kaggle", f"data.path={tmp_path}/nope.csv"))
-    assert "not found" in line and "data/README.md" in line
+    assert "not found" in line
+    assert "data/README.md" in line
 
 
 def test_empty_csv(cli, tmp_path: Path) -> None:
@@ -28,7 +29,8 @@ def test_empty_csv(cli, tmp_path: Path) -> None:
 def test_wrong_columns(cli, tmp_path: Path) -> None:
     (tmp_path / "wrong.csv").write_text("a,b\n1,2\n")
     line = _one_line_error(cli("data=kaggle", f"data.path={tmp_path}/wrong.csv"))
-    assert "PageID" in line and "Kaggle" in line
+    assert "PageID" in line
+    assert "Kaggle" in line
 
 
 def test_unparseable_numbers_everywhere(cli, tmp_path: Path) -> None:
@@ -52,7 +54,8 @@ def test_databricks_env_without_credentials(cli, tmp_path: Path, monkeypatch: py
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(tmp_path / "none.cfg"))
     line = _one_line_error(cli("+env=prd"))
-    assert "DATABRICKS_HOST" in line and "DATABRICKS_TOKEN" in line
+    assert "DATABRICKS_HOST" in line
+    assert "DATABRICKS_TOKEN" in line
 
 
 @pytest.mark.slow
@@ -61,4 +64,5 @@ def test_cli_default_run_prints_one_summary(cli) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "rows: raw 1500 = quarantined 0 + train 1200 + test 300" in proc.stdout
     assert "promoted (first model)" in proc.stdout
-    assert "roc_auc" in proc.stdout and "baseline" in proc.stdout
+    assert "roc_auc" in proc.stdout
+    assert "baseline" in proc.stdout

@@ -127,7 +127,8 @@ def test_unseen_categories_become_other_not_nan() -> None:
     df, y = _train_frame()
     proc = MarvelProcessor().fit(df, y)
     out = proc.transform(pd.DataFrame([{**RAW_EXAMPLE, "Identity": "Known to Authorities", "Gender": "???"}]))
-    assert out["Identity"].iloc[0] == "Other" and out["Gender"].iloc[0] == "Other"
+    assert out["Identity"].iloc[0] == "Other"
+    assert out["Gender"].iloc[0] == "Other"
     assert not out.select_dtypes("category").isna().any().any()
 
 

@@ -59,7 +59,8 @@ def test_one_monitoring_row_per_record_sent_with_features_and_predictions() -> N
     assert rows["Id"].tolist() == sent["Id"].tolist()
     np.testing.assert_array_equal(rows["Height"].to_numpy(), sent["Height"].to_numpy(dtype=float))
     assert rows["Universe"].tolist() == sent["Universe"].tolist()
-    assert rows["record_index"].max() == 24 and (rows["record_index"] == 0).sum() == len(payload)
+    assert rows["record_index"].max() == 24
+    assert (rows["record_index"] == 0).sum() == len(payload)
     answers = [json.loads(r)["predictions"] for r in payload["response"]]
     assert rows["prediction"].tolist() == [p for a in answers for p in a["Survival prediction"]]
     assert rows["probability"].tolist() == [p for a in answers for p in a["Probability alive"]]
@@ -92,7 +93,8 @@ def test_payload_without_marvel_model_columns_still_parses() -> None:
     rows = payload_to_monitoring(
         payload.drop(columns=["served_model_name", "served_model_version", "variant"])
     )
-    assert len(rows) == 10 and set(rows["model_id"]) == {"unknown/unknown"}
+    assert len(rows) == 10
+    assert set(rows["model_id"]) == {"unknown/unknown"}
     assert set(rows["variant"]) == {"A"}  # from the answer's "variant"
 
 
@@ -113,14 +115,17 @@ def test_refresh_builds_the_tables_by_window(store: DeltaTableStore) -> None:
     payload, _ = synthetic_stream(4, 150, T0, STEP)
     store.write("custom_model_payload", payload)
     res = monitor().refresh(ctx(store))
-    assert res["rows_added"] == 600 and res["windows"] == 4 and res["rebuilt"]
+    assert res["rows_added"] == 600
+    assert res["windows"] == 4
+    assert res["rebuilt"]
     assert len(store.read("model_monitoring")) == 600
     prof = ProfileMetrics.validate(store.read("model_monitoring_profile_metrics"))
     table_rows = prof[(prof["column_name"] == TABLE_COLUMN) & (prof["model_id"] == ALL_MODELS)]
     assert table_rows["count"].tolist() == [150] * 4
     assert sorted(table_rows["window_start"]) == [T0 + STEP * i for i in range(4)]
     height = prof[prof["column_name"] == "Height"].iloc[0]
-    assert height["count"] == 150 and 0 < height["num_nulls"] < 150  # most characters have no height
+    assert height["count"] == 150
+    assert 0 < height["num_nulls"] < 150
     drift = DriftMetrics.validate(store.read("model_monitoring_drift_metrics"))
     kinds = drift.groupby("drift_type")["window_start"].nunique().to_dict()
     assert kinds == {"BASELINE": 4, "CONSECUTIVE": 3}  # the first window has no previous window
@@ -136,7 +141,8 @@ def test_refresh_twice_changes_nothing(store: DeltaTableStore) -> None:
     names = [*TABLES, "model_monitoring_state"]
     before = {n: (store.version(n), store.read(n)) for n in names}
     res = mon.refresh(ctx(store))
-    assert res["rows_added"] == 0 and res["windows_refreshed"] == 0
+    assert res["rows_added"] == 0
+    assert res["windows_refreshed"] == 0
     for n in names:
         assert store.version(n) == before[n][0], f"{n} was written again"
         pd.testing.assert_frame_equal(store.read(n), before[n][1])
@@ -161,7 +167,8 @@ def test_new_rows_only_change_their_windows(store: DeltaTableStore) -> None:
     # the first new window is compared with the last old one
     drift = store.read("model_monitoring_drift_metrics")
     cons = drift[(drift["drift_type"] == "CONSECUTIVE") & (drift["window_start"] == T0 + STEP * 3)]
-    assert (cons["window_cmp_start"] == T0 + STEP * 2).all() and len(cons) > 0
+    assert (cons["window_cmp_start"] == T0 + STEP * 2).all()
+    assert len(cons) > 0
 
 
 def test_requests_seen_before_are_not_counted_twice(store: DeltaTableStore) -> None:
@@ -214,7 +221,8 @@ def test_late_labels_add_quality_to_their_windows_only(store: DeltaTableStore) -
         ),
     )
     res = mon.refresh(ctx(store))
-    assert res["rows_added"] == 0 and res["windows_refreshed"] == 1  # only the labelled window
+    assert res["rows_added"] == 0
+    assert res["windows_refreshed"] == 1
     rows = store.read("model_monitoring")
     assert rows["label"].notna().sum() == 200
     prof = store.read("model_monitoring_profile_metrics")
@@ -259,11 +267,13 @@ def test_alerts_name_the_drifted_columns_in_the_drifted_windows(
         assert ("Height", T0 + STEP * w) in fired
         assert ("Universe", T0 + STEP * w) in fired
     assert not {c for c, w in fired if w < T0 + STEP * 4}, "an undrifted window alerted"
-    assert "Height" in res["summary"] and "Universe" in res["summary"]
+    assert "Height" in res["summary"]
+    assert "Universe" in res["summary"]
     # the report: one HTML page with its plots embedded
     card = res["card"]
     html = card.html()
-    assert html.count("data:image/png;base64") == 3 and "Quality per window" in html
+    assert html.count("data:image/png;base64") == 3
+    assert "Quality per window" in html
     assert all(p.exists() for p in card.images)
 
 
@@ -281,9 +291,11 @@ def test_stage_prints_alerts_and_fails_only_when_asked(marvel_home: Path, run_ma
     payload, _ = synthetic_stream(2, 200, T0, STEP, drift={"height_scale": 2.0})
     store.write("custom_model_payload", payload)
     out = run_marvel("stages=[monitor]")
-    assert out.monitor.alerts and Path(out.monitor.report).is_file()
+    assert out.monitor.alerts
+    assert Path(out.monitor.report).is_file()
     printed = capsys.readouterr().out
-    assert "drift alert:" in printed and "Height" in printed
+    assert "drift alert:" in printed
+    assert "Height" in printed
     with pytest.raises(DriftAlert, match="Height") as err:
         run_marvel("stages=[monitor]", "monitor.fail_on_alert=true")
     assert err.value.exit_code == 3
@@ -291,4 +303,5 @@ def test_stage_prints_alerts_and_fails_only_when_asked(marvel_home: Path, run_ma
 
 def test_no_inference_table_is_not_an_error(store: DeltaTableStore) -> None:
     res = monitor().refresh(ctx(store))
-    assert res["alerts"] == [] and "does not exist yet" in res["summary"]
+    assert res["alerts"] == []
+    assert "does not exist yet" in res["summary"]

@@ -42,7 +42,8 @@ def test_binned_distances_match_their_definitions() -> None:
     edges = quantile_edges(ref, bins=10)
     assert len(edges) == 9  # deciles of a continuous sample are distinct
     r, c = binned(ref, edges), binned(cur, edges)
-    assert r.sum() == len(ref) and c.sum() == len(cur)
+    assert r.sum() == len(ref)
+    assert c.sum() == len(cur)
     # deciles: each baseline bin holds a tenth
     np.testing.assert_allclose(r / r.sum(), 0.1, atol=0.002)
     out = distances(c, r)
@@ -88,13 +89,15 @@ def test_pool_rare_leaves_chi_square_cells_with_enough_expected_counts() -> None
     ref = np.array([5000, 3000, 1000, 30, 20, 10, 5], dtype=float)
     cur = np.array([100, 60, 25, 1, 0, 2, 0], dtype=float)
     c, r = pool_rare(cur, ref)
-    assert c.sum() == cur.sum() and r.sum() == ref.sum()  # nothing lost
+    assert c.sum() == cur.sum()
+    assert r.sum() == ref.sum()
     assert np.all(r / r.sum() * c.sum() >= MIN_EXPECTED)
 
 
 def test_empty_samples_give_missing_statistics_not_errors() -> None:
     out = numeric_drift(np.array([]), np.array([1.0, 2.0]), np.array([1.5]))
-    assert np.isnan(out["ks_test_pvalue"]) and np.isnan(out["population_stability_index"])
+    assert np.isnan(out["ks_test_pvalue"])
+    assert np.isnan(out["population_stability_index"])
 
 
 def test_granularity_and_epoch_aligned_windows() -> None:

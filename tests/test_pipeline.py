@@ -38,11 +38,13 @@ def test_default_run_end_to_end(run_marvel, marvel_home: Path) -> None:
     run = client.get_run(results.run_id)
     m = run.data.metrics
     for name in ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss"):
-        assert name in m and f"baseline_{name}" in m
+        assert name in m
+        assert f"baseline_{name}" in m
     assert m["rows_raw"] == m["rows_quarantined"] + m["rows_train"] + m["rows_test"]
     assert m["baseline_roc_auc"] == 0.5
     assert {"git_sha", "branch", "job_run_id"} <= set(run.data.tags)
-    assert run.data.params["model"] == "lightgbm_tuned" and run.data.params["model.num_leaves"] == "7"
+    assert run.data.params["model"] == "lightgbm_tuned"
+    assert run.data.params["model.num_leaves"] == "7"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "plots", "cards"} <= artifacts
     plots = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "plots")}
@@ -55,14 +57,17 @@ def test_default_run_end_to_end(run_marvel, marvel_home: Path) -> None:
     records = pd.DataFrame([SOURCE_EXAMPLE, RAW_EXAMPLE])
     basic = mlflow.sklearn.load_model(f"models:/{BASIC}@latest-model")
     proba = basic.predict_proba(records)
-    assert proba.shape == (2, 2) and np.allclose(proba.sum(axis=1), 1)
+    assert proba.shape == (2, 2)
+    assert np.allclose(proba.sum(axis=1), 1)
     custom = mlflow.pyfunc.load_model(f"models:/{CUSTOM}@latest-model")
     answer = custom.predict(records)
-    assert set(answer["Survival prediction"]) <= {"alive", "dead"} and len(answer["Survival prediction"]) == 2
+    assert set(answer["Survival prediction"]) <= {"alive", "dead"}
+    assert len(answer["Survival prediction"]) == 2
     with_p = custom.predict(records, params={"return_probabilities": True})
     assert np.allclose(with_p["Probability alive"], proba[:, 1], atol=1e-6)
     assert str(client.get_model_version_by_alias(BASIC, "latest-model").version) == "1"
-    assert results.train.promotion.promoted and results.train.promotion.champion_version is None
+    assert results.train.promotion.promoted
+    assert results.train.promotion.champion_version is None
 
 
 def test_worse_challenger_is_not_promoted(run_marvel) -> None:
@@ -101,7 +106,8 @@ def test_bad_rows_are_quarantined_and_counted(run_marvel, marvel_home: Path) -> 
     assert rows.rows_raw == rows.rows_quarantined + rows.rows_train + rows.rows_test
     q = DeltaTableStore(marvel_home / "lake").read("quarantine")
     assert len(q) == rows.rows_quarantined
-    assert q["reason"].str.len().gt(0).all() and (q["run_id"] == results.run_id).all()
+    assert q["reason"].str.len().gt(0).all()
+    assert (q["run_id"] == results.run_id).all()
 
 
 @pytest.mark.real_data

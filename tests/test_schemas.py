@@ -28,7 +28,8 @@ def _split(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 def test_valid_frames_pass_and_survive_processing(df: pd.DataFrame) -> None:
     assert_valid_raw(df)
     good, quarantined = _split(conform(df))
-    assert len(good) == len(df) and quarantined.empty
+    assert len(good) == len(df)
+    assert quarantined.empty
     rows = SplitTable.validate(to_split_rows(good))
     CharacterRecord.validate(rows.drop(columns=["Alive"]))
     y = rows["Alive"].to_numpy()
@@ -78,4 +79,5 @@ def test_duplicate_ids_are_quarantined_with_reason() -> None:
     )
     good, quarantined = _split(conform(df))
     assert list(good["PageID"]) == ["b"]
-    assert len(quarantined) == 2 and quarantined["reason"].str.contains("PageID").all()
+    assert len(quarantined) == 2
+    assert quarantined["reason"].str.contains("PageID").all()

@@ -318,7 +318,8 @@ def test_bad_requests_are_refused_with_the_field_and_the_server_keeps_serving(
     r = post(endpoint.invocations_url, body)
     assert r.status_code == status, r.text
     answer = r.json()
-    assert answer["error_code"] and answer["message"]
+    assert answer["error_code"]
+    assert answer["message"]
     if field is not None:
         assert answer["field"] == field, answer
     if record is not None:
@@ -354,7 +355,8 @@ def test_every_answered_request_is_exactly_one_complete_row(home: Path, endpoint
     assert rows["databricks_request_id"].is_unique
     assert rows.notna()[["request", "response", "timestamp_ms", "date", "status_code"]].all().all()
     ok, refused = rows[rows.status_code == 200], rows[rows.status_code != 200]
-    assert ok.served_model_version.eq("1").all() and ok.variant.eq("A").all()
+    assert ok.served_model_version.eq("1").all()
+    assert ok.variant.eq("A").all()
     assert all("predictions" in json.loads(r) for r in ok.response)
     assert refused.served_model_version.isna().all()
     assert all("error_code" in json.loads(r) for r in refused.response)
@@ -383,7 +385,8 @@ def test_token_from_env_and_return_probabilities_from_config(
         assert requests.get(f"{ep.url}/ping", timeout=5).status_code == 200  # health stays open
         assert post(ep.invocations_url, EXAMPLE).status_code == 401
         wrong = post(ep.invocations_url, EXAMPLE, headers={"Authorization": "Bearer nope"})
-        assert wrong.status_code == 401 and wrong.json()["error_code"] == "UNAUTHENTICATED"
+        assert wrong.status_code == 401
+        assert wrong.json()["error_code"] == "UNAUTHENTICATED"
         assert requests.get(f"{ep.url}/serving-endpoints/{ENDPOINT}", timeout=5).status_code == 401
         ok = post(ep.invocations_url, EXAMPLE, headers={"Authorization": "Bearer s3cret"})
         assert ok.status_code == 200
@@ -567,7 +570,8 @@ def test_sigterm_after_concurrent_requests_leaves_exactly_one_row_per_request(ho
         assert "deploy: served" in server.text, server.text  # the run ended normally, with its summary
 
     rows = table(home, "payload_sigterm").set_index("client_request_id")
-    assert len(rows) == n and rows.index.is_unique
+    assert len(rows) == n
+    assert rows.index.is_unique
     for i, body, response in sent:
         row = rows.loc[f"req-{i}"]
         assert row.status_code == response.status_code == (400 if i % 8 == 7 else 200)

@@ -52,7 +52,8 @@ def test_flushes_on_size_on_time_and_on_close(tmp_path: Path) -> None:
     time.sleep(0.3)
     assert rows_in(store) == 10  # the 2 left wait for size, time or close
     writer.close()
-    assert rows_in(store) == 12 and writer.pending == 0
+    assert rows_in(store) == 12
+    assert writer.pending == 0
 
     timed = InferenceLogWriter(store, "payload", max_rows=1000, max_seconds=0.2, fallback_dir=tmp_path)
     timed.submit(row(100))
@@ -98,9 +99,11 @@ def test_a_failed_write_is_retried_not_dropped(tmp_path: Path) -> None:
     writer.submit(row(0))
     writer.submit(row(1))
     time.sleep(0.3)
-    assert writer.written == 0 and writer.pending == 2
+    assert writer.written == 0
+    assert writer.pending == 2
     blocker.unlink()  # the store recovers; the next flush writes the waiting rows
     writer.submit(row(2))
     assert wait_for(lambda: writer.written == 3, timeout=10)
     writer.close()
-    assert rows_in(store) == 3 and writer.fallback == 0
+    assert rows_in(store) == 3
+    assert writer.fallback == 0

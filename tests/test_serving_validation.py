@@ -35,7 +35,9 @@ def test_bounds_come_from_the_contract() -> None:
 
 def test_lenient_where_the_data_is_text_strict_where_it_is_wrong() -> None:
     rec = parse(dict(GOOD, Height="1.9", Teams=1, Id=1678, Magic="0"))[0]
-    assert rec["Height"] == 1.9 and rec["Teams"] == "1" and rec["Id"] == "1678"
+    assert rec["Height"] == 1.9
+    assert rec["Teams"] == "1"
+    assert rec["Id"] == "1678"
     assert "Magic" not in rec  # extra keys are accepted (strict=False) and not passed to the model
     assert parse(dict(GOOD, Height=None))[0]["Height"] is None  # nullable: a missing measurement
     for field, value in [("Height", True), ("Weight", "heavy"), ("Gender", ["Male"]), ("Teams", {"a": 1})]:
@@ -67,11 +69,13 @@ def test_client_request_id_and_params_are_checked() -> None:
         ).encode(),
         10,
     )
-    assert parsed.client_request_id == "abc" and parsed.params == {"return_probabilities": True}
+    assert parsed.client_request_id == "abc"
+    assert parsed.params == {"return_probabilities": True}
     for extra in ({"client_request_id": 5}, {"params": {"threshold": 0.3}}):
         with pytest.raises(RequestError) as err:
             parse(GOOD, **extra)
-        assert err.value.status == 400 and err.value.field in ("client_request_id", "threshold")
+        assert err.value.status == 400
+        assert err.value.field in ("client_request_id", "threshold")
 
 
 def test_a_check_not_compiled_here_is_still_enforced_by_pandera() -> None:

@@ -27,7 +27,8 @@ def test_replay_reproduces_metrics_exactly(run_marvel) -> None:
 
 def test_replay_of_unknown_run_is_a_user_error(cli) -> None:
     proc = cli("+replay=0123456789abcdef")
-    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
     assert "cannot replay run 0123456789abcdef" in proc.stderr
 
 
@@ -40,10 +41,12 @@ def test_cv_selection_never_touches_test_rows(run_marvel, marvel_home: Path) -> 
     store = DeltaTableStore(marvel_home / "lake")
     test_ids = set(store.read("test_set")["Id"])
     train_ids = set(store.read("train_set")["Id"])
-    assert spy_features.SEEN and train_ids >= spy_features.SEEN
+    assert spy_features.SEEN
+    assert train_ids >= spy_features.SEEN
     assert not spy_features.SEEN & test_ids
     cv = res.train.cv
-    assert cv["cv_roc_auc_std"] > 0 and 0.4 < cv["cv_roc_auc_mean"] < 1.0  # a spread, not only a mean
+    assert cv["cv_roc_auc_std"] > 0
+    assert 0.4 < cv["cv_roc_auc_mean"] < 1.0
     run = MlflowClient().get_run(res.run_id)
     assert {d.dataset.name.split("@")[0] for d in run.inputs.dataset_inputs} == {"train_set"}
     assert "roc_auc" not in run.data.metrics  # no test metric in a selection run

@@ -80,7 +80,8 @@ def test_output_passes_schema_for_any_seed_and_drift(
     RawCharacters.validate(df)
     assert set(df["Alive"]) <= {"Alive", "Dead"}
     # the raw contract's dtypes: text as object holding str/None, numbers as float64
-    assert df["Height (m)"].dtype == np.float64 and df["Name"].dtype == object
+    assert df["Height (m)"].dtype == np.float64
+    assert df["Name"].dtype == object
     assert df["URL"].str.startswith("https://marvel.fandom.com/wiki/").all()
     assert (
         df["PageID"].str.replace("'", "%27") == df["URL"].str.removeprefix("https://marvel.fandom.com/wiki/")
@@ -92,7 +93,9 @@ def test_default_calibration_and_hydra_config_instantiate() -> None:
     cfg = OmegaConf.merge(OmegaConf.create({"seed": 5}), {"data": OmegaConf.load(CONF)})
     src = hydra_utils.instantiate(cfg.data)
     assert isinstance(src, SyntheticSource)
-    assert src.n_rows == 20_000 and src.seed == 5 and src.dirty_rate == 0.0
+    assert src.n_rows == 20_000
+    assert src.seed == 5
+    assert src.dirty_rate == 0.0
     df = src.load()
     RawCharacters.validate(df)
     assert len(df) == 20_000
@@ -124,7 +127,8 @@ def test_partitions_have_unique_ids_and_differ(calibration: dict[str, Any]) -> N
     src = SyntheticSource(calibration=calibration)
     parts = [src.generate(3_000, seed=9, partition=i) for i in range(4)]
     ids = pd.concat([p["PageID"] for p in parts])
-    assert ids.is_unique and len(ids) == 12_000
+    assert ids.is_unique
+    assert len(ids) == 12_000
     assert (parts[0]["Name"].to_numpy() != parts[1]["Name"].to_numpy()).mean() > 0.9
     # a partition is a pure function of (n, seed, partition): recomputing one gives the same frame
     pd.testing.assert_frame_equal(parts[2], SyntheticSource(calibration=calibration).generate(3_000, 9, 2))
@@ -257,7 +261,8 @@ def test_calibration_close_to_real_sample(
         assert big[col].max() > real[col].quantile(0.99)  # the heavy tail is there
     assert abs(alive(syn).mean() - real["Alive"].eq("Alive").mean()) < 0.015
     # long tails: many distinct universes/origins, teams/creators list lengths alike
-    assert syn["Universe"].nunique() > 1_000 and syn["Origin"].nunique() > 1_000
+    assert syn["Universe"].nunique() > 1_000
+    assert syn["Origin"].nunique() > 1_000
     for col in ("Teams", "Creators"):
         assert list_length(syn[col]).mean() == pytest.approx(list_length(real[col]).mean(), rel=0.1), col
 
@@ -320,5 +325,6 @@ def test_one_million_rows_is_fast_enough(calibration: dict[str, Any]) -> None:
     t0 = time.perf_counter()
     df = src.generate(1_000_000, seed=0)
     elapsed = time.perf_counter() - t0
-    assert df["PageID"].is_unique and len(df) == 1_000_000
+    assert df["PageID"].is_unique
+    assert len(df) == 1_000_000
     assert elapsed < 30  # generous for shared CI machines; typically ~5 s

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -44,7 +45,7 @@ def _app(cfg: DictConfig) -> float | None:
     try:
         hydra_cfg = HydraConfig.get()
         tags = {"overrides": " ".join(hydra_cfg.overrides.task)}
-        results = run(cfg, out_dir=hydra_cfg.runtime.output_dir, extra_tags=tags)
+        results = run(cfg, out_dir=Path(hydra_cfg.runtime.output_dir), extra_tags=tags)
     except MarvelError as exc:
         # exit here, inside the job: past this point Hydra would add its own "Error executing job" line
         if _debug():

@@ -35,9 +35,9 @@ def classification(
     p = np.asarray(pred, dtype=int)
     out = {
         "accuracy": float(accuracy_score(y, p)) if len(y) else float("nan"),
-        "precision": float(precision_score(y, p, zero_division=zero_division)),  # type: ignore[arg-type]
-        "recall": float(recall_score(y, p, zero_division=zero_division)),  # type: ignore[arg-type]
-        "f1": float(f1_score(y, p, zero_division=zero_division)),  # type: ignore[arg-type]
+        "precision": float(precision_score(y, p, zero_division=zero_division)),
+        "recall": float(recall_score(y, p, zero_division=zero_division)),
+        "f1": float(f1_score(y, p, zero_division=zero_division)),
         "roc_auc": float("nan"),
         "log_loss": float("nan"),
     }

@@ -172,27 +172,27 @@ class RunResult:
 
     @property
     def process(self) -> ProcessResult | None:
-        return self._get("process", ProcessResult)  # type: ignore[no-any-return]
+        return self._get("process", ProcessResult)
 
     @property
     def train(self) -> TrainResult | CVResult | None:
-        return self._get("train", TrainResult) or self._get("train", CVResult)  # type: ignore[no-any-return]
+        return self._get("train", TrainResult) or self._get("train", CVResult)
 
     @property
     def deploy(self) -> DeployResult | None:
-        return self._get("deploy", DeployResult)  # type: ignore[no-any-return]
+        return self._get("deploy", DeployResult)
 
     @property
     def monitor(self) -> MonitorResult | None:
-        return self._get("monitor", MonitorResult)  # type: ignore[no-any-return]
+        return self._get("monitor", MonitorResult)
 
     @property
     def score(self) -> ScoreResult | None:
-        return self._get("score", ScoreResult)  # type: ignore[no-any-return]
+        return self._get("score", ScoreResult)
 
     @property
     def simulate(self) -> SimulateResult | None:
-        return self._get("simulate", SimulateResult)  # type: ignore[no-any-return]
+        return self._get("simulate", SimulateResult)
 
     def summary(self) -> str:
         """The one summary a run prints: rows once, each stage's lines, then each stage's one-liner."""

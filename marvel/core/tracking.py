@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -70,8 +71,10 @@ def flat_params(cfg: DictConfig) -> dict[str, str]:
         "split.test_size": str(cfg.split.test_size),
         "model.threshold": str(cfg.model.get("threshold", 0.5)),
     }
-    for k, v in (OmegaConf.to_container(cfg.model.params, resolve=True) or {}).items():  # type: ignore[union-attr]
-        out[f"model.{k}"] = str(v)
+    params = OmegaConf.to_container(cfg.model.params, resolve=True) or {}
+    assert isinstance(params, dict)
+    for k, v in params.items():
+        out[f"model.{k!s}"] = str(v)
     for k, v in cfg.features.items():
         if k != "_target_":
             out[f"features.{k}"] = str(v)
@@ -104,7 +107,7 @@ class Tracker:
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         mlflow.end_run(status="FAILED" if exc_type else "FINISHED")
 
-    def log_metrics(self, metrics: dict[str, float]) -> None:
+    def log_metrics(self, metrics: Mapping[str, float]) -> None:
         mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
 
     def log_card(self, card: Card) -> Path:

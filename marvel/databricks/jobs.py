@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 def _dbutils() -> Any:
     """dbutils of the running Databricks job (only importable on a cluster)."""
     # only a Databricks runtime has pyspark.dbutils: imported here, where it is known to be one
-    from pyspark.dbutils import DBUtils  # type: ignore[import-not-found]
+    from pyspark.dbutils import DBUtils
 
     return DBUtils(get_spark())
 

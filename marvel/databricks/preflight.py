@@ -24,7 +24,7 @@ def databricks_credentials(profile: str | None) -> str | None:
     if profile and cfg_file.is_file():
         parser = configparser.ConfigParser()
         parser.read(cfg_file)
-        if parser.has_section(profile) and parser.get(profile, "host", fallback=None):
+        if parser.has_section(profile) and parser.has_option(profile, "host") and parser.get(profile, "host"):
             return f"profile {profile}"
     return None
 

@@ -58,7 +58,7 @@ class SeedProcessor(TransformerMixin, BaseEstimator):
         self.feature_names_out_ = list(self.seed_columns_)
         return self
 
-    def _group_universe(self, universe: list[str]) -> list[str]:
+    def _group_universe(self, universe: list | np.ndarray) -> list[str]:
         keep = set(self.universes_) | {"Unknown"}
         return [u if u in keep else "Other" for u in universe]
 

@@ -37,12 +37,12 @@ class Reference:
 
     count: int
     nulls: int
-    values: np.ndarray | None = None
-    counts: pd.Series | None = None
+    values: np.ndarray = field(default_factory=lambda: np.empty(0))  # numeric columns
+    counts: pd.Series = field(default_factory=lambda: pd.Series(dtype="int64"))  # categorical columns
 
     @property
     def avg(self) -> float:
-        return float(self.values.mean()) if self.values is not None and len(self.values) else np.nan
+        return float(self.values.mean()) if len(self.values) else np.nan
 
     @property
     def percent_null(self) -> float:
@@ -182,6 +182,8 @@ def drift(
             for col in columns:
                 is_num = col in numeric
                 cur = split.reference(col, w, is_num)
+                if cur is None:  # w is one of this model's windows, so it has a reference
+                    continue
                 prev = split.reference(col, w - step, is_num)
                 key = {"window_start": w, "model_id": model_id, "column_name": col}
                 key["data_type"] = "numeric" if is_num else "categorical"
@@ -200,8 +202,9 @@ def drift(
     out = pd.DataFrame.from_records(records)
     out["window_end"] = out["window_start"] + step
     out["granularity"] = granularity
-    out["baseline_version"] = np.where(out["drift_type"] == "BASELINE", baseline.version, None)
-    out["baseline_version"] = out["baseline_version"].astype("Int64")
+    out["baseline_version"] = pd.array(
+        [baseline.version if t == "BASELINE" else None for t in out["drift_type"]], dtype="Int64"
+    )
     out = out[DRIFT_COLUMNS].sort_values(
         ["window_start", "model_id", "column_name", "drift_type"], kind="stable"
     )

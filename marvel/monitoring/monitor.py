@@ -20,12 +20,13 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from marvel.core.cards import Card
 from marvel.core.schemas import INPUT_REQUIRED, Labels
 from marvel.core.tables import TableStore
 from marvel.features.records import NUMERIC_INPUTS
 from marvel.monitoring import alerts as alerting
 from marvel.monitoring import report
-from marvel.monitoring.drift import DRIFT_COLUMNS, build_baseline, drift
+from marvel.monitoring.drift import DRIFT_COLUMNS, Baseline, build_baseline, drift
 from marvel.monitoring.parse import payload_to_monitoring
 from marvel.monitoring.profile import PROFILE_COLUMNS, analysis_frame, profile
 from marvel.monitoring.schemas import DriftMetrics, ModelMonitoring, MonitorState, ProfileMetrics
@@ -165,13 +166,13 @@ class LocalMonitor:
         labels = labels.sort_values("labelled_at", kind="stable").drop_duplicates("Id", keep="last")
         return labels[["Id", "label"]].astype({"label": float})
 
-    def _baseline(self, store: TableStore, version: int):  # -> Baseline
+    def _baseline(self, store: TableStore, version: int) -> Baseline:
         train = store.read(self.baseline_table, version) if version >= 0 and self.baseline_table else None
         return build_baseline(train, version, self.numeric, self.categorical, self.bins, self.max_categories)
 
     def _update(self, store: TableStore) -> dict[str, Any]:
         """Do the incremental work; returns what changed."""
-        state = self._state(store)
+        state: Any = self._state(store)
         payload_v = int(store.version(self.inference_table))  # type: ignore[arg-type]
         labels_v = store.version(self.labels_table)
         labels_v = -1 if labels_v is None else int(labels_v)
@@ -333,7 +334,7 @@ class LocalMonitor:
         drift_df: pd.DataFrame,
         found: list,
         result: dict[str, Any],
-    ):
+    ) -> Card:
         rows = self._rows if self._rows is not None else store.read(self.monitoring_table)
         self._rows = None
         wins = window_start(rows["timestamp"], self.step)

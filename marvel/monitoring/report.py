@@ -23,7 +23,7 @@ from marvel.monitoring.stats import MISSING, OTHER, bucket_counts
 EFFECT = {"numeric": "ks_test_statistic", "categorical": "population_stability_index"}
 
 
-def _grid(n: int) -> tuple[Figure, np.ndarray]:
+def _grid(n: int) -> tuple[Figure, Any]:
     cols = min(3, max(n, 1))
     rows = int(np.ceil(max(n, 1) / cols))
     fig = Figure(figsize=(4.2 * cols, 2.8 * rows))

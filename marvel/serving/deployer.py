@@ -128,7 +128,7 @@ def stop_on_signals() -> Iterator[threading.Event]:
     Only the main thread may install handlers; elsewhere the event is only set by `stop()`.
     """
     stop = threading.Event()
-    previous: dict[int, Any] = {}
+    previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, lambda signum, frame: stop.set())

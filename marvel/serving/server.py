@@ -195,7 +195,7 @@ class ServingHandler(BaseHTTPRequestHandler):
             app.record(answer, request="", started=started)
             return answer
         body = self.rfile.read(length)
-        return app.invoke(body, self.headers)
+        return app.invoke(body, dict(self.headers.items()))
 
     def _method_not_allowed(self) -> None:
         self._discard_body()

@@ -91,6 +91,10 @@ class RecordRules:
     needs_pandera: bool  # the schema has a check compiled here cannot express; run pandera too
 
 
+def _compare(op: Callable[[Any, Any], bool], bound: Any) -> Callable[[Any], bool]:
+    return lambda v: op(v, bound)
+
+
 @lru_cache(maxsize=8)
 def compile_rules(model: type[pa.DataFrameModel] = CharacterRecord) -> RecordRules:
     schema = model.to_schema()
@@ -103,10 +107,10 @@ def compile_rules(model: type[pa.DataFrameModel] = CharacterRecord) -> RecordRul
             if check.name in _COMPARISONS:
                 op, key, text = _COMPARISONS[check.name]
                 bound = stats[key]
-                checks.append(((lambda v, op=op, bound=bound: op(v, bound)), text.format(bound)))
+                checks.append((_compare(op, bound), text.format(bound)))
             elif check.name == "isin":
                 allowed = frozenset(stats["allowed_values"])
-                checks.append(((lambda v, a=allowed: v in a), f"must be one of {sorted(allowed)}"))
+                checks.append((allowed.__contains__, f"must be one of {sorted(allowed)}"))
             else:
                 needs_pandera = True
         kind = str(col.dtype)

@@ -155,7 +155,9 @@ class SparkCompute:
             offsets[i], total = total, total + counts[i]
 
         def check(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-            start = offsets[TaskContext.get().partitionId()]
+            task = TaskContext.get()
+            assert task is not None  # mapInPandas functions run in a Spark task
+            start = offsets[task.partitionId()]
             for batch in batches:
                 if len(batch):
                     yield validate_batch(batch, start, run_id, duplicated)

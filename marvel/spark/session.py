@@ -46,7 +46,7 @@ def get_spark(settings: Mapping[str, Any] | None = None) -> Any:
         return spark
     else:
         try:
-            from databricks.connect import DatabricksSession  # type: ignore[import-not-found]
+            from databricks.connect import DatabricksSession
         except ImportError:
             raise MarvelError(
                 "this env needs Spark on Databricks: run it as a job (databricks bundle run -t <target> ...), "

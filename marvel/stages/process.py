@@ -103,8 +103,8 @@ def _process(ctx: RunContext, source: DataSource, fp: str) -> ProcessResult:
     if len(quarantined):
         quarantine_version = store.write(catalog.QUARANTINE, quarantined, mode="append")
     else:
-        quarantine_version = store.version(catalog.QUARANTINE)
-        quarantine_version = -1 if quarantine_version is None else quarantine_version
+        found = store.version(catalog.QUARANTINE)
+        quarantine_version = -1 if found is None else found
     if len(rows) < 10 or rows[TARGET].nunique() < 2:
         top = quarantined["reason"].value_counts().index[0] if len(quarantined) else "none"
         raise MarvelError(

@@ -7,6 +7,7 @@ import logging
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.data.pandas_dataset import from_pandas
 
 from marvel.core import catalog
 from marvel.core.cards import Card
@@ -27,9 +28,7 @@ log = logging.getLogger(__name__)
 def log_table_input(ctx: RunContext, table: TableRef, df: pd.DataFrame, version: int, context: str) -> None:
     """The table and version this run read, as an MLflow dataset input (lineage in the run's UI)."""
     name = str(table)
-    dataset = mlflow.data.from_pandas(
-        df, source=ctx.store.uri(table), name=f"{name}@v{version}", targets=TARGET
-    )
+    dataset = from_pandas(df, source=ctx.store.uri(table), name=f"{name}@v{version}", targets=TARGET)
     mlflow.log_input(dataset, context=context, tags={"table": name, "version": str(version)})
 
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 from marvel.core.labels import survival_answer
 
 
-class SurvivalModel(mlflow.pyfunc.PythonModel):
+class SurvivalModel(PythonModel):
     """Wraps the fitted sklearn pipeline (processor + classifier) and the decision threshold.
 
     ``params={"return_probabilities": true}`` adds ``"Probability alive"`` to the answer.

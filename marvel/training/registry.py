@@ -4,45 +4,22 @@ when it is not worse than the champion on the same test set."""
 from __future__ import annotations
 
 import logging
-from importlib.metadata import version
-from pathlib import Path
 from typing import Any
 
 import mlflow
 import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
-from mlflow.models.signature import ModelSignature
-from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 
-import marvel
 from marvel.core.metrics import better_or_equal, score
 from marvel.core.registry import alias_version
 from marvel.core.results import Promotion
-from marvel.core.schemas import INPUT_COLUMNS, INPUT_OPTIONAL
 from marvel.training.pyfunc import SurvivalModel
+from marvel.training.signature import PACKAGE_DIR, input_signature, requirements
 
 log = logging.getLogger(__name__)
 
 CHALLENGER_ALIAS = "challenger"
-PACKAGE_DIR = str(Path(marvel.__file__).parent)
-
-
-def requirements() -> list[str]:
-    """Pinned to what trained the model; listing them avoids MLflow's slow requirement inference."""
-    names = ["mlflow", "scikit-learn", "lightgbm", "pandas", "numpy", "pyarrow", "pandera", "cloudpickle"]
-    return [f"{n}=={version(n)}" for n in names]
-
-
-def input_signature(output: bool = True) -> ModelSignature:
-    cols = [
-        ColSpec("double" if c in ("Height", "Weight") else "string", c, required=c not in INPUT_OPTIONAL)
-        for c in INPUT_COLUMNS
-    ]
-    return ModelSignature(
-        inputs=Schema(cols),
-        params=ParamSchema([ParamSpec("return_probabilities", "boolean", False)]) if not output else None,
-    )
 
 
 def register_and_promote(

@@ -34,7 +34,7 @@ THREADS_ENV = "MARVEL_THREADS_PER_JOB"
 
 def _job_config(cfg: DictConfig) -> DictConfig:
     """The run config without Hydra's own node (the callback gets both)."""
-    plain = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    plain = OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k != "hydra"])
     return plain
 
 
