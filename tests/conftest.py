@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from hydra import compose, initialize_config_dir
 from hypothesis import settings
 from omegaconf import DictConfig
 
+from marvel.cli.main import main
 from marvel.core.config import CONFIG_DIR
 from marvel.core.engine import run
 from marvel.core.results import RunResult
@@ -135,6 +137,36 @@ def cli(marvel_home: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
         )
 
     return _cli
+
+
+@dataclass
+class Invocation:
+    """What `python -m marvel` did: exit code and output (as subprocess.CompletedProcess names them)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def marvel_main(
+    marvel_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Callable[..., Invocation]:
+    """`python -m marvel ...` in this process: `marvel.cli.main.main()` with a patched argv."""
+
+    def _main(*args: str) -> Invocation:
+        monkeypatch.setattr(sys, "argv", ["marvel", *args])
+        monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+        capsys.readouterr()
+        code = 0
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        out = capsys.readouterr()
+        return Invocation(code, out.out, out.err)
+
+    return _main
 
 
 @pytest.fixture(scope="session")

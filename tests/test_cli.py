@@ -1,13 +1,18 @@
-"""`python -m marvel` as a user runs it: user errors exit non-zero with one line that says what to do."""
+"""`python -m marvel` as a user runs it: user errors exit non-zero with one line that says what to do.
+
+The error cases run `marvel.cli.main.main()` in this process with a patched argv (what `python -m marvel`
+calls); one real subprocess run checks the whole thing end to end.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from conftest import Invocation
 
 
-def _one_line_error(proc) -> str:
+def _one_line_error(proc: Invocation) -> str:
     assert proc.returncode != 0, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr, proc.stderr
     lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
@@ -15,29 +20,29 @@ def _one_line_error(proc) -> str:
     return lines[0]
 
 
-def test_missing_csv_says_how_to_get_it(cli, tmp_path: Path) -> None:
-    line = _one_line_error(cli("data=kaggle", f"data.path={tmp_path}/nope.csv"))
+def test_missing_csv_says_how_to_get_it(marvel_main, tmp_path: Path) -> None:
+    line = _one_line_error(marvel_main("data=kaggle", f"data.path={tmp_path}/nope.csv"))
     assert "not found" in line
     assert "data/README.md" in line
 
 
-def test_empty_csv(cli, tmp_path: Path) -> None:
+def test_empty_csv(marvel_main, tmp_path: Path) -> None:
     (tmp_path / "empty.csv").write_text("")
-    assert "empty" in _one_line_error(cli("data=kaggle", f"data.path={tmp_path}/empty.csv"))
+    assert "empty" in _one_line_error(marvel_main("data=kaggle", f"data.path={tmp_path}/empty.csv"))
 
 
-def test_wrong_columns(cli, tmp_path: Path) -> None:
+def test_wrong_columns(marvel_main, tmp_path: Path) -> None:
     (tmp_path / "wrong.csv").write_text("a,b\n1,2\n")
-    line = _one_line_error(cli("data=kaggle", f"data.path={tmp_path}/wrong.csv"))
+    line = _one_line_error(marvel_main("data=kaggle", f"data.path={tmp_path}/wrong.csv"))
     assert "PageID" in line
     assert "Kaggle" in line
 
 
-def test_unparseable_numbers_everywhere(cli, tmp_path: Path) -> None:
+def test_unparseable_numbers_everywhere(marvel_main, tmp_path: Path) -> None:
     header = ",PageID,Name,Universe,URL,Identity,Gender,Alive,Marital Status,Teams,Height (m),Weight (kg),Origin,Creators"
     rows = [f"{i},P{i},N,Earth-616,u,Public,Male,Alive,Single,,tall,heavy,Human," for i in range(20)]
     (tmp_path / "bad.csv").write_text("\n".join([header, *rows]) + "\n")
-    line = _one_line_error(cli("data=kaggle", f"data.path={tmp_path}/bad.csv"))
+    line = _one_line_error(marvel_main("data=kaggle", f"data.path={tmp_path}/bad.csv"))
     assert "quarantine" in line
 
 
@@ -45,21 +50,24 @@ def test_unparseable_numbers_everywhere(cli, tmp_path: Path) -> None:
     ("override", "expected"),
     [("model=xgboost", "model/xgboost"), ("nosuchkey=1", "nosuchkey"), ("stages=[fly]", "unknown stage")],
 )
-def test_bad_override(cli, override: str, expected: str) -> None:
-    assert expected in _one_line_error(cli(override))
+def test_bad_override(marvel_main, override: str, expected: str) -> None:
+    assert expected in _one_line_error(marvel_main(override))
 
 
-def test_databricks_env_without_credentials(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_databricks_env_without_credentials(
+    marvel_main, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for var in ("DATABRICKS_HOST", "DATABRICKS_TOKEN", "DATABRICKS_CLIENT_ID"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(tmp_path / "none.cfg"))
-    line = _one_line_error(cli("+env=prd"))
+    line = _one_line_error(marvel_main("+env=prd"))
     assert "DATABRICKS_HOST" in line
     assert "DATABRICKS_TOKEN" in line
 
 
 @pytest.mark.slow
 def test_cli_default_run_prints_one_summary(cli) -> None:
+    """The one real `python -m marvel` process of this file."""
     proc = cli("data.n_rows=1500", "model.params.n_estimators=40")
     assert proc.returncode == 0, proc.stderr
     assert "rows: raw 1500 = quarantined 0 + train 1200 + test 300" in proc.stdout

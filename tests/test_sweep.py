@@ -25,8 +25,8 @@ def test_replay_reproduces_metrics_exactly(run_marvel) -> None:
     assert tags["replay_of"] == first.run_id
 
 
-def test_replay_of_unknown_run_is_a_user_error(cli) -> None:
-    proc = cli("+replay=0123456789abcdef")
+def test_replay_of_unknown_run_is_a_user_error(marvel_main) -> None:
+    proc = marvel_main("+replay=0123456789abcdef")
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
     assert "cannot replay run 0123456789abcdef" in proc.stderr
