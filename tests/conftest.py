@@ -69,7 +69,7 @@ def run_marvel(marvel_home: Path) -> Callable[..., RunResult]:
 
     def _run(*overrides: str, fast: bool = True) -> RunResult:
         cfg = make_config(marvel_home, [*(FAST if fast else []), *overrides])
-        return run(cfg, out_dir=marvel_home / "out")
+        return run(cfg, out_dir=marvel_home / "out", overrides=overrides)
 
     return _run
 

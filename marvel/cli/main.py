@@ -18,17 +18,17 @@ from omegaconf.errors import OmegaConfBaseException
 
 from marvel.cli.help import help_text
 from marvel.core.config import CONFIG_DIR
-from marvel.core.errors import MarvelError
+from marvel.core.errors import MarvelError, exit_with, one_line
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
-def _fail(message: str, code: int) -> None:
-    print(f"marvel: {message}", file=sys.stderr, flush=True)
-    sys.exit(code)
+def _user_error(exc: BaseException) -> MarvelError | None:
+    """The MarvelError behind `exc`, if any: Hydra wraps what a constructor raised in its own exception."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, MarvelError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _debug() -> bool:
@@ -45,12 +45,18 @@ def _app(cfg: DictConfig) -> float | None:
     try:
         hydra_cfg = HydraConfig.get()
         tags = {"overrides": " ".join(hydra_cfg.overrides.task)}
-        results = run(cfg, out_dir=Path(hydra_cfg.runtime.output_dir), extra_tags=tags)
-    except MarvelError as exc:
+        results = run(
+            cfg,
+            out_dir=Path(hydra_cfg.runtime.output_dir),
+            extra_tags=tags,
+            overrides=list(hydra_cfg.overrides.task),
+        )
+    except Exception as exc:
         # exit here, inside the job: past this point Hydra would add its own "Error executing job" line
-        if _debug():
+        found = _user_error(exc)
+        if found is None or _debug():
             raise
-        _fail(_one_line(exc), exc.exit_code)
+        exit_with(one_line(found), found.exit_code)
     # a sweep's optimiser reads the returned value; plain runs ignore it
     train = results.train
     return train.metrics.get(cfg.promotion.metric) if isinstance(train, TrainResult) else None
@@ -64,11 +70,12 @@ def main() -> None:
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
     try:
         _app()
-    except MarvelError as exc:
+    except Exception as exc:
+        found = _user_error(exc)
+        if found is None and not isinstance(exc, HydraException | OmegaConfBaseException):
+            raise
         if _debug():
             raise
-        _fail(_one_line(exc), exc.exit_code)
-    except (HydraException, OmegaConfBaseException) as exc:
-        if _debug():
-            raise
-        _fail(f"bad configuration: {_one_line(exc)} (python -m marvel --help lists the options)", 2)
+        if found is not None:
+            exit_with(one_line(found), found.exit_code)
+        exit_with(f"bad configuration: {one_line(exc)} (python -m marvel --help lists the options)")

@@ -6,9 +6,10 @@ stages are the functions `stage_runners` names (a new stage is a module and one 
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from hydra.utils import get_method, instantiate
@@ -29,6 +30,14 @@ log = logging.getLogger(__name__)
 StageRunner = Callable[[RunContext], StageResult]
 
 
+def stage_check(runner: StageRunner) -> Callable[[DictConfig], None] | None:
+    """A stage module's optional `check(cfg)`: what it can verify before the run opens anything (a missing
+    input file must not cost an MLflow run)."""
+    module = inspect.getmodule(runner)
+    check: Callable[[DictConfig], None] | None = getattr(module, "check", None)
+    return check
+
+
 def stage_runner(cfg: DictConfig, name: str) -> StageRunner:
     runners = cfg.get("stage_runners") or {}
     if name not in runners:
@@ -39,11 +48,17 @@ def stage_runner(cfg: DictConfig, name: str) -> StageRunner:
     return runner
 
 
-def run(cfg: DictConfig, out_dir: Path | None = None, extra_tags: dict[str, str] | None = None) -> RunResult:
-    """Run `cfg.stages` in order; return every stage's result."""
+def run(
+    cfg: DictConfig,
+    out_dir: Path | None = None,
+    extra_tags: dict[str, str] | None = None,
+    overrides: Sequence[str] = (),
+) -> RunResult:
+    """Run `cfg.stages` in order; return every stage's result. `overrides` are the command line's (a replay
+    applies them to the logged config)."""
     started = time.perf_counter()
     if cfg.get("replay"):
-        cfg = replay_config(cfg)
+        cfg = replay_config(cfg, overrides)
     preflight: Preflight = instantiate(cfg.env.preflight)
     preflight.check(cfg)
     runners = [(name, stage_runner(cfg, name)) for name in cfg.stages]  # a bad name fails before any work
@@ -52,6 +67,10 @@ def run(cfg: DictConfig, out_dir: Path | None = None, extra_tags: dict[str, str]
         print_plan(cfg)
         result.dry_run = True
         return result
+    for _, runner in runners:
+        check = stage_check(runner)
+        if check is not None:
+            check(cfg)
     out_dir = Path(out_dir or cfg.paths.outputs)
     store: TableStore = instantiate(cfg.env.store)
     compute: Compute = instantiate(cfg.env.compute, _convert_="all")
@@ -60,6 +79,8 @@ def run(cfg: DictConfig, out_dir: Path | None = None, extra_tags: dict[str, str]
         tags.setdefault("sweep_role", "job")
     if cfg.get("replay_of"):
         tags["replay_of"] = str(cfg.replay_of)
+        if cfg.get("replay_overrides"):
+            tags["replay_overrides"] = str(cfg.replay_overrides)
     with Tracker(cfg, out_dir, tags) as tracker:
         ctx = RunContext(
             cfg=cfg, store=store, tracker=tracker, out_dir=out_dir, compute=compute, results=result

@@ -5,8 +5,24 @@ point prints its message as one line and exits non-zero, without a traceback. Ev
 keeps its traceback.
 """
 
+from __future__ import annotations
+
+import sys
+from typing import NoReturn
+
 
 class MarvelError(Exception):
     """An error the user can act on; its message says what to do."""
 
     exit_code = 2
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def exit_with(message: str, code: int = 2) -> NoReturn:
+    """Print a user error as the one line marvel prints and exit with `code` (no traceback)."""
+    print(f"marvel: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(code)

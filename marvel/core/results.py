@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from marvel.core.metrics import METRICS
+from marvel.core.sources import Lineage
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class StageResult:
 class ProcessResult(StageResult):
     rows: RowCounts = field(default_factory=lambda: RowCounts(0, 0, 0, 0))
     versions: TableVersions = field(default_factory=lambda: TableVersions(-1, -1, -1, -1))
+    lineage: Lineage | None = None
     reused_from: str | None = None
 
     def lines(self) -> list[str]:
@@ -89,6 +91,7 @@ class Promotion:
     champion_version: str | None
     champion_metric: float
     reason: str = ""
+    unchanged: bool = False  # an identical config on identical data: nothing was registered
 
 
 @dataclass

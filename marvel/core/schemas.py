@@ -219,6 +219,10 @@ class ProcessStats(pa.DataFrameModel):
     run_id: Series[str]
     fingerprint: Series[str]
     source: Series[str]
+    lineage_kind: Series[str]
+    lineage_source: Series[str]
+    lineage_key: Series[str]
+    lineage_version: Series[str]
     processed_at: Series[pd.Timestamp]
 
     class Config:

@@ -2,12 +2,54 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from marvel.core.schemas import RAW_COLUMNS, RAW_NUMERIC, RAW_TEXT
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Where a model's data came from. Versions of one source (a new Kaggle export, a new table version,
+    another seed of the same generator) share a `key`; `version` tells them apart."""
+
+    kind: str  # "real" (a Kaggle file, a table) or "generated"
+    source: str  # "kaggle", "table", "synthetic", ...
+    key: str  # the lineage: models are compared on metrics only within one
+    version: str  # which version of it (a checksum, a table version, a seed and size)
+
+    @property
+    def real(self) -> bool:
+        return self.kind == REAL
+
+    def tags(self) -> dict[str, str]:
+        return {f"lineage.{k}": v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_tags(cls, tags: Mapping[str, Any], prefix: str = "lineage.") -> Lineage | None:
+        """The lineage a model version was tagged with (or a table row recorded, with another prefix); None
+        where it was not recorded (made before lineage was)."""
+        found = {k: tags.get(f"{prefix}{k}") for k in ("kind", "source", "key", "version")}
+        if any(v is None or v != v for v in found.values()):  # missing, or NaN in older table rows
+            return None
+        return cls(**{k: str(v) for k, v in found.items()})
+
+
+REAL = "real"
+GENERATED = "generated"
+
+
+def digest(value: object, size: int = 16) -> str:
+    """A short, stable hash of anything JSON can say (sorted keys)."""
+    text = json.dumps(value, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:size]
 
 
 class DataSource(ABC):
@@ -28,6 +70,14 @@ class DataSource(ABC):
     def fingerprint(self) -> str:
         """What, beyond the source's config, decides its rows (a file's size and time); "" if nothing."""
         return ""
+
+    def check(self) -> None:  # noqa: B027 (a hook: sources with nothing to check need not override it)
+        """Raise `MarvelError` now if `load` cannot work (a missing file, a missing table): called before a
+        run opens anything, so a user error costs no MLflow run."""
+
+    @abstractmethod
+    def lineage(self) -> Lineage:
+        """Which data lineage these rows belong to (and which version of it)."""
 
 
 class PartitionedSource(DataSource):

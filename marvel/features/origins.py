@@ -23,7 +23,7 @@ class Keyword:
 # Order matters for seed groups only (first match wins, in the source platform's order).
 KEYWORDS: tuple[Keyword, ...] = (
     Keyword("human", "human", "Human"),
-    Keyword("mutate", "mutate"),
+    Keyword("mutate", "mutate", "Mutant"),
     Keyword("mutant", "mutant", "Mutant"),
     Keyword("asgardian", seed_group="Asgardian"),
     Keyword("alien", "alien", "Alien"),
@@ -63,9 +63,10 @@ _SEED_WORDS: tuple[tuple[str, str], ...] = tuple((k.text, k.seed_group) for k in
 
 @lru_cache(maxsize=65536)
 def seed_group(origin: str | None) -> str:
-    """The source platform's origin group of one origin (missing: "Unknown", as `features=seed` had it)."""
+    """The source platform's origin group of one origin. It fills a missing origin with "Unknown", which
+    matches no keyword, so missing is "Other" too."""
     if origin is None:
-        return "Unknown"
+        return OTHER
     lower = origin.lower()
     for text, group in _SEED_WORDS:
         if text in lower:

@@ -8,6 +8,7 @@ import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 
 import mlflow
@@ -23,7 +24,7 @@ from marvel.core.context import RunContext
 from marvel.core.errors import MarvelError
 from marvel.core.results import ProcessResult, RowCounts, TableVersions
 from marvel.core.schemas import TARGET, ProcessStats, SplitTable
-from marvel.core.sources import DataSource
+from marvel.core.sources import DataSource, Lineage
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ def _reuse(ctx: RunContext, fp: str) -> ProcessResult | None:
     if hits.empty:
         return None
     hit = hits.iloc[-1]
+    lineage = Lineage.from_tags(hit.to_dict(), prefix="lineage_")
     rows = RowCounts(**{k: int(hit[k]) for k in ("rows_raw", "rows_quarantined", "rows_train", "rows_test")})
     versions = TableVersions(
         **{k: int(hit[f"version_{k}"]) for k in ("raw", "train_set", "test_set", "quarantine")}
@@ -57,9 +59,16 @@ def _reuse(ctx: RunContext, fp: str) -> ProcessResult | None:
     return ProcessResult(
         rows=rows,
         versions=versions,
+        lineage=lineage,
         reused_from=str(hit["run_id"]),
         summary=f"reused the processing of run {hit['run_id']}",
     )
+
+
+def check(cfg: DictConfig) -> None:
+    """Before any MLflow run opens: the data source can be read (a missing CSV costs no run)."""
+    source: DataSource = instantiate(cfg.data, _convert_="all")
+    source.check()
 
 
 @contextmanager
@@ -93,6 +102,7 @@ def run(ctx: RunContext) -> ProcessResult:
 
 def _process(ctx: RunContext, source: DataSource, fp: str) -> ProcessResult:
     cfg, store, compute = ctx.cfg, ctx.store, ctx.compute
+    lineage = source.lineage()
     log.info("loading raw rows from %s on %s", type(source).__name__, compute.name)
     raw = compute.load(source)
     rows_raw = compute.count(raw)
@@ -138,6 +148,7 @@ def _process(ctx: RunContext, source: DataSource, fp: str) -> ProcessResult:
                 "run_id": ctx.run_id,
                 "fingerprint": fp,
                 "source": source.description or type(source).__name__,
+                **{f"lineage_{k}": v for k, v in asdict(lineage).items()},
                 "processed_at": pd.Timestamp.now(tz="UTC").tz_localize(None),
             }
         ]
@@ -159,4 +170,4 @@ def _process(ctx: RunContext, source: DataSource, fp: str) -> ProcessResult:
     ctx.tracker.log_card(card)
     ctx.tracker.log_metrics(counts.as_dict())
     log.info("%s", counts.line())
-    return ProcessResult(rows=counts, versions=versions)
+    return ProcessResult(rows=counts, versions=versions, lineage=lineage)

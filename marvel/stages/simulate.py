@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 
 from marvel.core.context import RunContext
 from marvel.core.errors import MarvelError
-from marvel.core.results import SimulateResult
+from marvel.core.results import SimulateResult, TrainResult
 from marvel.core.schemas import Labels
 from marvel.core.sources import PartitionedSource
 from marvel.monitoring.payload import raw_to_records
@@ -67,6 +67,23 @@ def streams(cfg: DictConfig, s: DictConfig) -> list[tuple[int, bool, pd.DataFram
     return out
 
 
+def served(ctx: RunContext) -> dict[str, Any]:
+    """`simulate.serve`: "deploy" serves what the deploy config names; "trained" serves the version this run
+    trained (what a drift experiment is about), whatever the champion is."""
+    how = str(ctx.cfg.simulate.get("serve", "deploy"))
+    if how == "deploy":
+        return {}
+    train = ctx.results.train
+    if how != "trained" or not isinstance(train, TrainResult) or train.promotion is None:
+        raise MarvelError(
+            f"simulate.serve={how}: 'trained' serves the model this run trained (put train before simulate in "
+            "stages), 'deploy' what the deploy config names"
+        )
+    p = train.promotion
+    variant = {"name": "A", "model": p.custom_name, "version": p.custom_version, "traffic_percentage": 100}
+    return {"variants": [variant]}
+
+
 def run(ctx: RunContext) -> SimulateResult:
     s = ctx.cfg.simulate
     step = parse_granularity(ctx.cfg.monitor.get("granularity", "30 minutes"))
@@ -82,6 +99,7 @@ def run(ctx: RunContext) -> SimulateResult:
         port=0,
         accept_request_time=True,
         return_probabilities=True,
+        **served(ctx),
         _convert_="all",
     )
     endpoint = deployer.deploy(ctx)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
+from typing import Any
 
 import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.data.pandas_dataset import from_pandas
 
+import marvel
 from marvel.core import catalog
 from marvel.core.cards import Card
 from marvel.core.context import RunContext
@@ -16,10 +19,12 @@ from marvel.core.errors import MarvelError
 from marvel.core.metrics import METRICS, majority_baseline, score
 from marvel.core.results import CVResult, RowCounts, TrainResult
 from marvel.core.schemas import TARGET, Features
+from marvel.core.sources import Lineage
 from marvel.core.tables import TableRef
+from marvel.core.tracking import run_tags
 from marvel.training.evaluation import plot_confusion, plot_roc
-from marvel.training.pipeline import build_pipeline, split_xy
-from marvel.training.registry import register_and_promote
+from marvel.training.pipeline import build_pipeline, fingerprint, split_xy
+from marvel.training.registry import Names, register_and_promote, registered_with, unchanged
 from marvel.training.selection import cross_validate, summarise
 
 log = logging.getLogger(__name__)
@@ -48,6 +53,27 @@ def _versions(ctx: RunContext) -> tuple[int, int]:
             )
         found.append(version)
     return found[0], found[1]
+
+
+def _lineage(ctx: RunContext, train_version: int) -> Lineage | None:
+    """The data lineage of the train_set version this run reads: this run's processing, else the
+    processing that wrote that version (None when it recorded none)."""
+    if ctx.results.process is not None:
+        return ctx.results.process.lineage
+    stats = ctx.store.read(catalog.PROCESS_STATS)
+    rows = stats[stats["version_train_set"] == train_version].sort_values("processed_at")
+    return Lineage.from_tags(rows.iloc[-1].to_dict(), prefix="lineage_") if len(rows) else None
+
+
+def _unchanged(ctx: RunContext, names: Names, rows: RowCounts, basic: Any, custom: Any) -> TrainResult:
+    """This config on this data is registered already: report that version's test metrics, register nothing."""
+    tags = custom.tags or {}
+    metrics = {m: float(tags[m]) for m in METRICS if m in tags}
+    baseline = {m: float(tags[f"baseline_{m}"]) for m in METRICS if f"baseline_{m}" in tags}
+    mlflow.set_tags({"unchanged": f"v{custom.version}", "promoted": "false"})
+    verdict = unchanged(names, basic, custom, str(ctx.cfg.promotion.metric))
+    log.info("%s", verdict.reason)
+    return TrainResult(rows=rows, metrics=metrics, baseline=baseline, promotion=verdict)
 
 
 def _row_counts(ctx: RunContext) -> RowCounts:
@@ -102,6 +128,19 @@ def run(ctx: RunContext) -> TrainResult | CVResult:
     log_table_input(ctx, catalog.TEST_SET, test, test_version, "testing")
     X_test, y_test = split_xy(test)
 
+    names = Names(cfg.env.model_basic, cfg.env.model_custom, cfg.promotion.alias)
+    lineage = _lineage(ctx, train_version)
+    data = (
+        asdict(lineage)
+        if lineage is not None
+        else {"train_set": store.uri(catalog.TRAIN_SET), "versions": [train_version, test_version]}
+    )
+    fp = fingerprint(cfg, data, code=f"{marvel.__version__}@{run_tags(cfg)['git_sha']}")
+    mlflow.set_tag("fingerprint", fp)
+    found = None if cfg.train.get("force", False) else registered_with(names, fp)
+    if found is not None:
+        return _unchanged(ctx, names, rows, *found)
+
     pipeline = build_pipeline(cfg)
     log.info("fitting %s on %d rows", cfg.model.name, len(X_train))
     pipeline.fit(X_train, y_train)
@@ -125,14 +164,22 @@ def run(ctx: RunContext) -> TrainResult | CVResult:
     verdict = register_and_promote(
         pipeline,
         threshold=threshold,
-        basic_name=cfg.env.model_basic,
-        custom_name=cfg.env.model_custom,
-        alias=promo.alias,
+        names=names,
         metric=promo.metric,
-        challenger_metrics=metrics,
+        metrics=metrics,
+        baseline=baseline,
+        lineage=lineage,
+        margin=float(promo.min_improvement_over_baseline),
+        allow_new_lineage=bool(promo.allow_new_lineage),
         X_test=X_test,
         y_test=y_test,
-        tags={"run_id": ctx.run_id, "model": str(cfg.model.name)},
+        tags={
+            "run_id": ctx.run_id,
+            "model": str(cfg.model.name),
+            "fingerprint": fp,
+            "train_set_version": str(train_version),
+            "test_set_version": str(test_version),
+        },
     )
     if not np.isnan(verdict.champion_metric):
         ctx.tracker.log_metrics({f"champion_{promo.metric}": verdict.champion_metric})
@@ -157,7 +204,7 @@ def run(ctx: RunContext) -> TrainResult | CVResult:
             cfg.env.model_basic: f"v{verdict.basic_version}",
             cfg.env.model_custom: f"v{verdict.custom_version}",
             f"alias {promo.alias}": "moved" if verdict.promoted else f"stays on v{verdict.champion_version}",
-            "promotion rule": f"{promo.metric} not worse than champion",
+            "verdict": verdict.reason,
         },
     )
     card.image("ROC curve", roc_png).image("Confusion matrix", cm_png)

@@ -1,9 +1,11 @@
-"""Model registry: register the basic (sklearn) and custom (pyfunc) models, and promote the challenger only
-when it is not worse than the champion on the same test set."""
+"""Model registry: register the basic (sklearn) and custom (pyfunc) models with their data lineage, and move the
+champion alias when `training.promotion` says so. An identical config on identical data is not registered twice."""
 
 from __future__ import annotations
 
 import logging
+import math
+from dataclasses import dataclass
 from typing import Any
 
 import mlflow
@@ -11,41 +13,90 @@ import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 
-from marvel.core.metrics import better_or_equal, score
+from marvel.core.metrics import score
 from marvel.core.registry import alias_version
 from marvel.core.results import Promotion
+from marvel.core.sources import Lineage
+from marvel.training.promotion import Challenger, Champion, comparable, decide
 from marvel.training.pyfunc import SurvivalModel
 from marvel.training.signature import PACKAGE_DIR, input_signature, requirements
 
 log = logging.getLogger(__name__)
 
 CHALLENGER_ALIAS = "challenger"
+FINGERPRINT_TAG = "fingerprint"
+
+
+@dataclass(frozen=True)
+class Names:
+    basic: str  # the sklearn pipeline
+    custom: str  # the pyfunc answering {"Survival prediction": [...]}
+    alias: str  # the champion's alias
+
+
+def registered_with(names: Names, fingerprint: str) -> tuple[Any, Any] | None:
+    """The (basic, custom) model versions already registered for this fingerprint, if both are."""
+    client = MlflowClient()
+    found = []
+    for name in (names.basic, names.custom):
+        hits = [
+            v
+            for v in client.search_model_versions(f"name = '{name}'")
+            if (v.tags or {}).get(FINGERPRINT_TAG) == fingerprint
+        ]
+        if not hits:
+            return None
+        found.append(max(hits, key=lambda v: int(v.version)))
+    return found[0], found[1]
+
+
+def _score_champion(names: Names, champion: Any, metric: str, X: pd.DataFrame, y: np.ndarray) -> float:
+    """The champion's metric on this run's test rows (NaN when it cannot be scored, e.g. older code)."""
+    try:
+        model = mlflow.sklearn.load_model(f"models:/{names.basic}/{champion.version}")
+        proba = model.predict_proba(X)[:, 1]
+        return score(y, proba, float(champion.tags.get("threshold", 0.5)))[metric]
+    except Exception as exc:  # an incompatible champion must not block a new model
+        log.warning("could not score champion v%s (%s)", champion.version, exc)
+        return float("nan")
 
 
 def register_and_promote(
     pipeline: Any,
     *,
     threshold: float,
-    basic_name: str,
-    custom_name: str,
-    alias: str,
+    names: Names,
     metric: str,
-    challenger_metrics: dict[str, float],
+    metrics: dict[str, float],
+    baseline: dict[str, float],
+    lineage: Lineage | None,
+    margin: float,
+    allow_new_lineage: bool,
     X_test: pd.DataFrame,
     y_test: np.ndarray,
     tags: dict[str, str],
 ) -> Promotion:
+    """Register both models (each new version gets alias `challenger`), then move the champion alias if the
+    promotion rules allow; the verdict says why in one line."""
     client = MlflowClient()
-    champion = alias_version(basic_name, alias)
-    champion_metric = float("nan")
+    champion = alias_version(names.basic, names.alias)
+    held: Champion | None = None
     if champion is not None:
-        try:
-            # the champion is scored on this run's test set, so both numbers speak of the same rows
-            champ = mlflow.sklearn.load_model(f"models:/{basic_name}/{champion.version}")
-            proba = champ.predict_proba(X_test)[:, 1]
-            champion_metric = score(y_test, proba, float(champion.tags.get("threshold", 0.5)))[metric]
-        except Exception as exc:  # an incompatible champion (older code) must not block a new model
-            log.warning("could not score champion v%s (%s); treating it as beaten", champion.version, exc)
+        theirs = Lineage.from_tags(champion.tags or {})
+        measured = (
+            _score_champion(names, champion, metric, X_test, y_test)
+            if comparable(lineage, theirs)
+            else float("nan")
+        )
+        held = Champion(str(champion.version), theirs, measured)
+    verdict = decide(
+        metric,
+        Challenger(lineage, metrics[metric], baseline[metric]),
+        held,
+        margin=margin,
+        allow_new_lineage=allow_new_lineage,
+    )
+    basic_name, custom_name = names.basic, names.custom
 
     basic = mlflow.sklearn.log_model(
         pipeline,
@@ -70,39 +121,51 @@ def register_and_promote(
     bv, cv = str(basic.registered_model_version), str(custom.registered_model_version)
     version_tags = {
         **tags,
+        **(lineage.tags() if lineage is not None else {}),
         "threshold": str(threshold),
-        **{k: f"{v:.6f}" for k, v in challenger_metrics.items()},
+        **{k: f"{v:.6f}" for k, v in metrics.items()},
+        **{f"baseline_{k}": f"{v:.6f}" for k, v in baseline.items()},
     }
     for name, v in ((basic_name, bv), (custom_name, cv)):
         for k, val in version_tags.items():
             client.set_model_version_tag(name, v, k, val)
-
     # every new version is the challenger (deploy=ab serves it beside the champion); the champion alias moves
-    # only when the challenger is not worse
+    # only on the verdict, and only once both versions are fully registered
     for name, v in ((basic_name, bv), (custom_name, cv)):
         client.set_registered_model_alias(name, CHALLENGER_ALIAS, v)
-    new = challenger_metrics[metric]
-    promoted = better_or_equal(metric, new, champion_metric)
-    if promoted:
-        client.set_registered_model_alias(basic_name, alias, bv)
-        client.set_registered_model_alias(custom_name, alias, cv)
-    if champion is None:
-        reason = "promoted (first model)"
-    elif promoted:
-        reason = f"promoted: {metric} {new:.4f} >= champion v{champion.version} {champion_metric:.4f}"
-    else:
-        reason = (
-            f"not promoted: {metric} {new:.4f} worse than champion v{champion.version} {champion_metric:.4f}"
-        )
+    if verdict.promote:
+        client.set_registered_model_alias(basic_name, names.alias, bv)
+        client.set_registered_model_alias(custom_name, names.alias, cv)
     return Promotion(
         basic_name=basic_name,
         custom_name=custom_name,
         basic_version=bv,
         custom_version=cv,
-        alias=alias,
+        alias=names.alias,
         metric=metric,
-        promoted=promoted,
+        promoted=verdict.promote,
+        champion_version=held.version if held is not None else None,
+        champion_metric=held.metric if held is not None else math.nan,
+        reason=verdict.reason,
+    )
+
+
+def unchanged(names: Names, basic: Any, custom: Any, metric: str) -> Promotion:
+    """The verdict for a config and data already registered: nothing new, the champion stays as it is."""
+    champion = alias_version(names.basic, names.alias)
+    return Promotion(
+        basic_name=names.basic,
+        custom_name=names.custom,
+        basic_version=str(basic.version),
+        custom_version=str(custom.version),
+        alias=names.alias,
+        metric=metric,
+        promoted=False,
         champion_version=str(champion.version) if champion is not None else None,
-        champion_metric=champion_metric,
-        reason=reason,
+        champion_metric=math.nan,
+        reason=(
+            f"unchanged: v{basic.version} (this config on this data is registered already; "
+            "train.force=true registers a new version)"
+        ),
+        unchanged=True,
     )

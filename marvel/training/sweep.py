@@ -8,6 +8,7 @@ processes inherit.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 from pathlib import Path
@@ -20,6 +21,8 @@ from mlflow import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
 from marvel.core.engine import run as run_engine
+from marvel.core.engine import stage_check, stage_runner
+from marvel.core.errors import MarvelError, exit_with, one_line
 from marvel.core.metrics import LOWER_IS_BETTER
 from marvel.core.replay import logged_config
 from marvel.core.results import RunResult, TrainResult
@@ -45,12 +48,23 @@ class SweepCallback(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         cfg = _job_config(config)
+        # what the stages can check before anything opens (a missing CSV) fails the sweep before its parent
+        # run; exiting here, because Hydra turns an exception in a callback into a warning and goes on
+        try:
+            for name in cfg.stages:
+                check = stage_check(stage_runner(cfg, name))
+                if check is not None:
+                    check(cfg)
+        except MarvelError as exc:
+            exit_with(one_line(exc), exc.exit_code)
         configure(cfg)
         client = MlflowClient()
         exp = experiment_id(cfg.env.experiment_name, cfg.env.get("artifact_location"))
         tags = {**run_tags(cfg), "sweep": "true", "sweep_overrides": " ".join(config.hydra.overrides.task)}
         run = client.create_run(exp, run_name=cfg.get("run_name") or "sweep", tags=tags)
         self.parent_run_id = run.info.run_id
+        # a job that fails (or exits) can end the multirun before on_multirun_end: close what we opened anyway
+        atexit.register(self._close_if_open)
         # two jobs at a time on two cores: each job's model gets the cores left over, not all of them
         cpus = os.cpu_count() or 1
         launcher_jobs = int(OmegaConf.select(config, "hydra.launcher.n_jobs", default=1) or 1)
@@ -61,6 +75,19 @@ class SweepCallback(Callback):
             self._saved_env[key] = os.environ.get(key)
             os.environ[key] = value
         print(f"sweep: parent MLflow run {self.parent_run_id}", flush=True)
+
+    def _close_if_open(self) -> None:
+        """At exit: a parent (and any job) still RUNNING was cut short; mark it FAILED, never leave it open."""
+        if self.parent_run_id is None:
+            return
+        client = MlflowClient()
+        parent = client.get_run(self.parent_run_id)
+        runs = client.search_runs(
+            [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{self.parent_run_id}'", max_results=5000
+        )
+        for r in [parent, *runs]:
+            if r.info.status == "RUNNING":
+                client.set_terminated(r.info.run_id, status="FAILED")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         for key, value in self._saved_env.items():
@@ -86,6 +113,7 @@ class SweepCallback(Callback):
             raise
         finally:
             client.set_terminated(self.parent_run_id, status=status)
+            atexit.unregister(self._close_if_open)
 
 
 def summary_table(client: Any, parent_run_id: str, metric: str) -> pd.DataFrame:

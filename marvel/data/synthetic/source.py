@@ -27,7 +27,7 @@ from scipy.special import expit, ndtr
 from marvel.core.config import CONFIG_DIR
 from marvel.core.errors import MarvelError
 from marvel.core.schemas import MAX_HEIGHT_M, MAX_WEIGHT_KG, RAW_COLUMNS
-from marvel.core.sources import PartitionedSource, conform
+from marvel.core.sources import GENERATED, Lineage, PartitionedSource, conform, digest
 from marvel.data.synthetic.alive import CATEGORY_FEATURES
 from marvel.data.synthetic.distributions import ListColumn, categorical, cdf, list_column, quantiles
 from marvel.data.synthetic.pools import POOL_SEED, words
@@ -112,10 +112,22 @@ class SyntheticSource(PartitionedSource):
         )
         self._prepared: dict[str, Any] | None = None
 
-    # ---------------------------------------------------------------------------------------------------
-    def load(self) -> pd.DataFrame:
-        return self.generate(self.n_rows, self.seed, partition=0)
+    def lineage(self) -> Lineage:
+        """One lineage per generator and its options (calibration, drift, dirt); the seed and size only pick
+        another draw of it, a new version."""
+        options = {
+            "calibration": self.calibration,
+            "drift": self.drift,
+            "dirty_rate": self.dirty_rate,
+            "id_prefix": self.id_prefix,
+        }
+        drifted = sorted(k for k, v in self.drift.items() if v != NO_DRIFT[k])
+        name = "synthetic" + (f"+drift({','.join(drifted)})" if drifted else "")
+        return Lineage(
+            GENERATED, "synthetic", f"{name}:{digest(options, 12)}", f"n_rows={self.n_rows},seed={self.seed}"
+        )
 
+    # ---------------------------------------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
         # Spark ships the source to executors; the prepared tables rebuild quickly there.
         return {**self.__dict__, "_prepared": None}
