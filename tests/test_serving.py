@@ -409,8 +409,8 @@ def test_bad_deploy_config_fails_before_serving(home: Path) -> None:
         )
     with pytest.raises(MarvelError, match="alias or a version"):
         LocalDeployer(variants=[{"name": "A", "model": "m", "traffic_percentage": 100}])
-    # the contract others use: the deploy config block as keyword arguments, `_target_` and all
-    plain = LocalDeployer(**config(home, "deploy=ab").deploy)
+    # the contract others use: the deploy config block, instantiated from its `_target_`
+    plain = instantiate(config(home, "deploy=ab").deploy, _convert_="all")
     assert [(v.name, v.alias, v.traffic_percentage) for v in plain.variants] == [
         ("A", "latest-model", 50),
         ("B", "challenger", 50),

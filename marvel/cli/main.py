@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from marvel.cli.help import help_text
+from marvel.cli.keys import all_keys, group_keys
 from marvel.core.config import CONFIG_DIR
 from marvel.core.errors import MarvelError, exit_with, one_line
 
@@ -63,8 +64,20 @@ def _app(cfg: DictConfig) -> float | None:
 
 
 def main() -> None:
-    if any(a in ("--help", "-h") for a in sys.argv[1:]):
-        print(help_text(CONFIG_DIR))
+    args = sys.argv[1:]
+    if any(a in ("--help", "-h") for a in args):
+        # --help: the groups, options and every key; --help deploy [deploy=ab ...]: one group's keys
+        names = [a for a in args if not a.startswith("-") and "=" not in a]
+        chosen = [a for a in args if "=" in a]
+        try:
+            if names:
+                print("\n\n".join(group_keys(CONFIG_DIR, name, chosen) for name in names))
+            else:
+                print(help_text(CONFIG_DIR))
+                print("\nkeys (the chosen option of each group; python -m marvel --help <group> for one):\n")
+                print(all_keys(CONFIG_DIR, chosen))
+        except (HydraException, OmegaConfBaseException) as exc:
+            exit_with(f"bad configuration: {one_line(exc)} (python -m marvel --help lists the options)")
         return
     # we report errors ourselves, as one line
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")

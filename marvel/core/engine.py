@@ -15,6 +15,7 @@ from pathlib import Path
 from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig
 
+from marvel.core import settings
 from marvel.core.compute import Compute
 from marvel.core.context import RunContext
 from marvel.core.errors import MarvelError
@@ -57,8 +58,10 @@ def run(
     """Run `cfg.stages` in order; return every stage's result. `overrides` are the command line's (a replay
     applies them to the logged config)."""
     started = time.perf_counter()
+    settings.check(cfg)  # before anything: a misspelt key fails here, in one line
     if cfg.get("replay"):
         cfg = replay_config(cfg, overrides)
+        settings.check(cfg)
     preflight: Preflight = instantiate(cfg.env.preflight)
     preflight.check(cfg)
     runners = [(name, stage_runner(cfg, name)) for name in cfg.stages]  # a bad name fails before any work

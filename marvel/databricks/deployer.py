@@ -93,7 +93,6 @@ class DatabricksDeployer:
         scale_to_zero: bool = True,
         timeout_minutes: float = 30,
         registry_uri: str = "databricks-uc",
-        **_local_only: Any,  # the shared deploy shape carries local-server settings (host, port, ...)
     ) -> None:
         self.endpoint_name = endpoint_name
         self.variants = validate_variants(variants)

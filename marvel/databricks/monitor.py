@@ -98,7 +98,6 @@ class DatabricksMonitor:
         assets_dir: str | None = None,
         baseline_table: str | None = None,
         slicing_exprs: Sequence[str] = (),
-        **_local_only: Any,  # keys the local monitor uses (bins, alerts, ...) do not break this one
     ) -> None:
         self.catalog, self.schema = catalog, schema
         self.inference_table = inference_table

@@ -69,7 +69,6 @@ class LocalMonitor:
         alerts: Mapping[str, Any] | None = None,
         fail_on_alert: bool = False,
         report_windows: int = 6,
-        **_: Any,  # keys other monitors use (e.g. Databricks' schedule) do not break a local run
     ) -> None:
         self.granularity = str(granularity)
         self.step = parse_granularity(self.granularity)

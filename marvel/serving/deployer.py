@@ -15,10 +15,11 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Annotated, Any
 
 from marvel.core.context import RunContext
 from marvel.core.errors import MarvelError
+from marvel.core.settings import Between
 from marvel.core.variants import Variant, validate_variants
 from marvel.serving import models as model_loading
 from marvel.serving.app import ServingApp
@@ -146,7 +147,7 @@ class LocalDeployer:
         self,
         endpoint_name: str = "marvel-character-model-serving",
         host: str = "127.0.0.1",
-        port: int = 8080,
+        port: Annotated[int, Between(0, 65535)] = 8080,
         block: bool = True,
         token: str | None = None,
         return_probabilities: bool = False,
@@ -156,11 +157,7 @@ class LocalDeployer:
         inference_table: str = "custom_model_payload",
         flush: dict[str, Any] | None = None,
         variants: list[dict[str, Any]] | None = None,
-        **unused: Any,
     ) -> None:
-        if unused:
-            # the deploy config is shared with the Databricks deployer; its extra keys mean nothing here
-            log.info("local deployer ignores deploy keys %s", sorted(unused))
         self.endpoint_name = endpoint_name
         self.host = host
         self.port = int(port)
