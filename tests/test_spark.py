@@ -1,31 +1,36 @@
-"""The Spark backend in local mode: the same answers as pandas, row for row.
+"""The Spark backend on Spark Connect (what serverless jobs give): the same answers as pandas, row for row.
 
-One SparkSession for the whole test session (starting the JVM costs seconds); every test uses small data.
+One local Spark Connect server for the whole test session (starting the JVM costs seconds); every test,
+the in-process `+env=spark` run and the `SPARK_REMOTE` subprocess run use it. Every test uses small data.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from deltalake import DeltaTable
 
 from marvel.core.quarantine import to_split_rows, validate_rows
+from marvel.core.results import RunResult
 from marvel.core.schemas import INPUT_COLUMNS, TARGET
 from marvel.data.synthetic.source import SyntheticSource
 from marvel.features.marvel import MarvelProcessor
+from tests.uc import uc_check_every_version
 
 pytestmark = pytest.mark.spark
 REPO = Path(__file__).resolve().parents[1]
 SETTINGS: dict[str, Any] = {
-    "master": "local[2]",
+    "remote": "local[2]",
     "app_name": "marvel-tests",
     "conf": {
         "spark.sql.session.timeZone": "UTC",
@@ -40,12 +45,16 @@ SETTINGS: dict[str, Any] = {
 
 @pytest.fixture(scope="session")
 def spark() -> Iterator[Any]:
-    pytest.importorskip("pyspark")
-    from marvel.spark.session import get_spark
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
 
-    session = get_spark(SETTINGS)
-    yield session
-    session.stop()
+    from marvel.spark import session
+
+    if os.environ.get("SPARK_REMOTE"):  # the tests themselves choose the session: one local server
+        pytest.fail("unset SPARK_REMOTE to run the Spark tests (they start their own local Connect server)")
+    spark = session.get_spark(SETTINGS)
+    assert isinstance(spark, ConnectSession)  # Connect, as on serverless: no RDD API anywhere
+    yield spark
+    spark.stop()
 
 
 @pytest.fixture(scope="session")
@@ -62,6 +71,12 @@ def split_rows() -> pd.DataFrame:
     return rows
 
 
+def _partitions(frame: Any) -> int:
+    from pyspark.sql import functions as F
+
+    return int(frame.select(F.spark_partition_id().alias("p")).distinct().count())
+
+
 def test_processor_on_spark_equals_pandas(spark: Any, compute: Any, split_rows: pd.DataFrame) -> None:
     from marvel.spark.compute import plain
 
@@ -70,8 +85,11 @@ def test_processor_on_spark_equals_pandas(spark: Any, compute: Any, split_rows: 
     # two partitions, several Arrow batches each: the processor runs per batch, order is kept
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "500")
     try:
-        frame = spark.createDataFrame(split_rows[INPUT_COLUMNS])
-        assert frame.rdd.getNumPartitions() >= 2
+        indexed = split_rows[INPUT_COLUMNS].assign(_i=range(len(split_rows)))
+        frame = (
+            spark.createDataFrame(indexed).repartitionByRange(2, "_i").sortWithinPartitions("_i").drop("_i")
+        )
+        assert _partitions(frame) == 2
         got = compute.transform(processor, frame).toPandas()
     finally:
         spark.conf.unset("spark.sql.execution.arrow.maxRecordsPerBatch")
@@ -84,7 +102,7 @@ def test_validation_on_spark_equals_pandas(compute: Any) -> None:
     (empty PageIDs repeat across partitions: uniqueness is checked globally, as in one pandas frame)."""
     source = SyntheticSource(n_rows=3000, seed=11, dirty_rate=0.03)
     raw_spark = compute.load(source)
-    assert raw_spark.rdd.getNumPartitions() == 3
+    assert _partitions(raw_spark) == 3
     raw_pandas = pd.concat([source.generate(1000, 11, partition=p) for p in range(3)], ignore_index=True)
     pd.testing.assert_frame_equal(raw_spark.toPandas(), raw_pandas, check_dtype=False)
 
@@ -99,12 +117,36 @@ def test_validation_on_spark_equals_pandas(compute: Any) -> None:
     assert q_s["record"].tolist() == raw_q["record"].tolist()
 
 
+def test_numeric_page_ids_from_a_table_are_ids(compute: Any, tmp_path: Path) -> None:
+    """A Unity Catalog table of the Kaggle file types PageID as bigint: its rows are read as ids (and a
+    repeated id is quarantined as such), not refused with a table-level schema error."""
+    from marvel.data.table import TableSource
+
+    raw = SyntheticSource(n_rows=200, seed=5).load()
+    raw["PageID"] = np.arange(len(raw), dtype="int64") + 1000
+    raw.loc[7, "PageID"] = 1000
+    store = {
+        "_target_": "marvel.spark.store.SparkTableStore",
+        "root": str(tmp_path / "wh"),
+        "spark": SETTINGS,
+    }
+    source = TableSource(store=store, name="raw_bigint")
+    source.store.write("raw_bigint", raw)
+    assert str(source.store.frame("raw_bigint").schema["PageID"].dataType) == "LongType()"
+    rows, quarantined = compute.validate(compute.load(source), run_id="t")
+    assert len(rows) == 198
+    assert rows["Id"].iloc[0] == "1001"
+    assert set(quarantined["reason"]) == {"PageID: '1000' fails field_uniqueness"}
+
+
 def test_batch_scoring_with_spark_udf_equals_pandas(
     spark: Any, compute: Any, split_rows: pd.DataFrame, tmp_path: Path
 ) -> None:
     import mlflow.sklearn
     from lightgbm import LGBMClassifier
     from sklearn.pipeline import Pipeline
+
+    from marvel.training.signature import basic_signature
 
     pipeline = Pipeline(
         [
@@ -120,6 +162,7 @@ def test_batch_scoring_with_spark_udf_equals_pandas(
         str(path),
         serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
         pyfunc_predict_fn="predict_proba",
+        signature=basic_signature(),  # the registered model's: `any` columns must work in spark_udf too
         code_paths=[str(REPO / "marvel")],
     )
     frame = spark.createDataFrame(X.head(500)).repartition(2)
@@ -129,36 +172,50 @@ def test_batch_scoring_with_spark_udf_equals_pandas(
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
 
 
-def test_spark_store_versions_and_changes(spark: Any, tmp_path: Path) -> None:
+def test_spark_store_keeps_real_delta_tables(spark: Any, tmp_path: Path) -> None:
+    """Versions, time travel and the change feed are Delta's own: the folder is a Delta table any Delta reader
+    opens, with Change Data Feed on, and Spark reads exactly the files of the version asked for."""
     from marvel.spark.store import SparkTableStore
 
-    store = SparkTableStore(root=str(tmp_path / "wh"), format="parquet", spark=SETTINGS)
-    a = pd.DataFrame({"x": [1, 2], "s": ["a", None]})
-    b = pd.DataFrame({"x": [3], "s": ["c"]})
+    store = SparkTableStore(root=str(tmp_path / "wh"), spark=SETTINGS)
+    a = pd.DataFrame({"x": [1, 2], "s": ["a", None], "at": pd.Timestamp("2026-01-02 03:04:05")})
+    b = pd.DataFrame({"x": [3], "s": ["c"], "at": pd.Timestamp("2026-01-03")})
     assert store.version("t") is None
     assert store.write("t", a) == 0
-    assert store.write("t", b, mode="append") == 1
+    assert store.write("t", spark.createDataFrame(b), mode="append") == 1  # a Spark frame, as stages write
     assert sorted(store.read("t")["x"]) == [1, 2, 3]
     assert sorted(store.read("t", version=0)["x"]) == [1, 2]
+    assert store.read("t", version=0)["at"].tolist() == [pd.Timestamp("2026-01-02 03:04:05")] * 2
     assert store.changes("t", since_version=0)["x"].tolist() == [3]
     assert store.write("t", b) == 2  # overwrite: the table is now b only, and b's rows are the change
     assert store.read("t")["x"].tolist() == [3]
     assert store.changes("t", since_version=1)["x"].tolist() == [3]
+    table = DeltaTable(str(tmp_path / "wh" / "t"))
+    assert table.version() == 2
+    assert table.metadata().configuration["delta.enableChangeDataFeed"] == "true"
+    assert [h["operation"] for h in table.history()][:3] == ["WRITE", "WRITE", "WRITE"]
+    assert not list((tmp_path / "wh" / "t").glob("_marvel_log*"))
     assert store.uri("t") == str((tmp_path / "wh" / "t").resolve())
+    # a raw Kaggle column name (spaces, parentheses) and an empty frame
+    store.write("raw", pd.DataFrame({"Height (m)": [1.8], "Marital Status": ["Single"]}))
+    assert store.read("raw").columns.tolist() == ["Height (m)", "Marital Status"]
+    assert store.write("raw", pd.DataFrame({"Height (m)": pd.Series([], dtype="float64")})) == 1
+    assert store.read("raw").empty
     uc = SparkTableStore(catalog="mlops_prd", schema="marvel_characters", root="/ignored", spark=SETTINGS)
     assert uc.uri("train_set") == "mlops_prd.marvel_characters.train_set"
+    assert uc.dataset_source("train_set", 4).to_dict()["delta_table_name"] == uc.uri("train_set")
 
 
 def test_monitoring_rows_on_spark_equal_local_parsing(spark: Any, tmp_path: Path) -> None:
-    """The Databricks monitor parses the inference table per batch with the local monitor's function."""
-    import json
-
+    """The Databricks monitor parses the inference table per batch with the local monitor's function; each
+    record's model id is the one the served model reported in its answer."""
     from marvel.databricks.monitor import DatabricksMonitor, gateway_to_inference_log
     from marvel.monitoring.parse import payload_to_monitoring
     from marvel.spark.compute import plain
     from marvel.spark.store import SparkTableStore
 
     records = to_split_rows(SyntheticSource(n_rows=40, seed=3).load())[INPUT_COLUMNS]
+    served = ["m/3", "m/4"] * 10
     payload = pd.DataFrame(
         {
             "databricks_request_id": [f"r{i}" for i in range(20)],
@@ -171,11 +228,17 @@ def test_monitoring_rows_on_spark_equal_local_parsing(spark: Any, tmp_path: Path
                 json.dumps({"dataframe_records": records.iloc[2 * i : 2 * i + 2].to_dict("records")})
                 for i in range(20)
             ],
-            "response": [json.dumps({"predictions": {"Survival prediction": ["alive", "dead"]}})] * 20,
-            "served_entity_id": ["A", "B"] * 10,
+            "response": [
+                json.dumps(
+                    {"predictions": {"Survival prediction": ["alive", "dead"], "Served model": [s, s]}}
+                )
+                for s in served
+            ],
+            # an id the endpoint's config does not show: never joined to served-entity names
+            "served_entity_id": ["0a1b", "2c3d"] * 10,
         }
     )
-    store = SparkTableStore(root=str(tmp_path / "wh"), format="parquet", spark=SETTINGS)
+    store = SparkTableStore(root=str(tmp_path / "wh"), spark=SETTINGS)
     store.write("custom_model_payload", payload)
     store.write(
         "labels",
@@ -183,17 +246,9 @@ def test_monitoring_rows_on_spark_equal_local_parsing(spark: Any, tmp_path: Path
             {"Id": [records["Id"].iloc[0]], "label": [1], "labelled_at": pd.Timestamp("2026-11-27")}
         ),
     )
-    entities = {
-        "A": {"name": "m", "version": "3", "variant": "A"},
-        "B": {"name": "m", "version": "4", "variant": "B"},
-    }
     monitor = DatabricksMonitor(catalog="c", schema="s")
-    got = (
-        monitor.build_monitoring(store, entities)
-        .toPandas()
-        .sort_values(["databricks_request_id", "record_index"])
-    )
-    want = plain(payload_to_monitoring(gateway_to_inference_log(payload, entities))).sort_values(
+    got = monitor.build_monitoring(store).toPandas().sort_values(["databricks_request_id", "record_index"])
+    want = plain(payload_to_monitoring(gateway_to_inference_log(payload))).sort_values(
         ["databricks_request_id", "record_index"]
     )
     assert len(got) == 38  # 19 successful requests x 2 records
@@ -202,24 +257,56 @@ def test_monitoring_rows_on_spark_equal_local_parsing(spark: Any, tmp_path: Path
         got[cols].reset_index(drop=True), want[cols].reset_index(drop=True), check_dtype=False
     )
     assert set(got["model_id"]) == {"m/3", "m/4"}
+    assert got.set_index("databricks_request_id").loc["r1", "model_id"].tolist() == ["m/4", "m/4"]
     assert got["label"].dropna().tolist() == ["alive"]  # labels in the prediction's vocabulary
 
 
+@pytest.fixture
+def run_on_session(spark: Any, run_marvel: Callable[..., RunResult]) -> Callable[..., RunResult]:
+    """`run_marvel` with +env=spark: the engine in this process, on the session's Connect server."""
+
+    def _run(*overrides: str) -> RunResult:
+        return run_marvel("+env=spark", "data.n_rows=3000", "model.params.n_estimators=30", *overrides)
+
+    return _run
+
+
 @pytest.mark.slow
-def test_env_spark_runs_process_and_train(tmp_path: Path) -> None:
-    """`+env=spark` end to end in a fresh process: tables through Spark, the model in local MLflow."""
-    home = tmp_path / "home"
-    env = {**os.environ, "MARVEL_HOME": str(home)}
+def test_env_spark_runs_process_train_score(
+    run_on_session: Callable[..., RunResult], marvel_home: Path
+) -> None:
+    """`+env=spark` end to end: tables as Delta through Spark Connect, the models in local MLflow, each
+    registrable in Unity Catalog, lineage to the Delta table versions."""
+    result = run_on_session("stages=[process,train,score]")
+    assert result.process is not None
+    assert result.process.rows.line().startswith("rows: raw 3000 = quarantined 0 + train 2400 + test 600")
+    assert result.results["score"].rows == 600  # batch scoring on the executors (spark_udf)
+    warehouse = marvel_home / "spark-warehouse"
+    for table in ("raw", "train_set", "test_set", "process_stats", "predictions"):
+        assert DeltaTable.is_deltatable(str(warehouse / table)), table
+    assert uc_check_every_version(marvel_home) == [
+        "marvel_character_model_basic/1",
+        "marvel_character_model_custom/1",
+    ]
+    with sqlite3.connect(marvel_home / "mlflow.db") as db:
+        tags = dict(db.execute("select key, value from tags where key in ('env', 'promoted')").fetchall())
+        sources = [json.loads(r[0]) for r in db.execute("select dataset_source from datasets")]
+    assert tags["env"] == "spark"
+    assert {s["path"] for s in sources} == {str(warehouse / "train_set"), str(warehouse / "test_set")}
+
+
+@pytest.mark.slow
+def test_spark_remote_is_honoured_without_a_second_jvm(spark: Any, marvel_home: Path) -> None:
+    """`SPARK_REMOTE=sc://...  python -m marvel +env=spark`: a real CLI run that connects to the session's
+    Connect server (PySpark's own variable wins over env.spark.remote), so no second JVM starts."""
+    from marvel.spark import session
+
+    url = session.local_url()
+    assert url is not None
+    assert url.startswith("sc://localhost:")
+    env = {**os.environ, "MARVEL_HOME": str(marvel_home), "SPARK_REMOTE": url}
     out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "marvel",
-            "+env=spark",
-            "data.n_rows=3000",
-            "model.params.n_estimators=30",
-            "stages=[process,train,score]",
-        ],
+        [sys.executable, "-m", "marvel", "+env=spark", "data.n_rows=1500", "stages=[process]"],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -227,13 +314,6 @@ def test_env_spark_runs_process_and_train(tmp_path: Path) -> None:
         timeout=240,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "rows: raw 3000 = quarantined 0 + train 2400 + test 600" in out.stdout
-    assert "scored 600 rows of test_set" in out.stdout  # batch scoring on the executors (spark_udf)
-    warehouse = home / "spark-warehouse"
-    for table in ("raw", "train_set", "test_set", "process_stats", "predictions"):
-        assert (warehouse / table / "_marvel_log.json").is_file(), table
-    with sqlite3.connect(home / "mlflow.db") as db:
-        models = {r[0] for r in db.execute("select name from registered_models")}
-        tags = dict(db.execute("select key, value from tags where key in ('env', 'promoted')").fetchall())
-    assert {"marvel_character_model_basic", "marvel_character_model_custom"} <= models
-    assert tags["env"] == "spark"
+    assert "rows: raw 1500 = quarantined 0 + train 1200 + test 300" in out.stdout
+    assert "Using Spark's default log4j profile" not in out.stderr, "a second JVM started"
+    assert DeltaTable(str(marvel_home / "spark-warehouse" / "train_set")).version() == 0

@@ -67,7 +67,7 @@ def run(
     runners = [(name, stage_runner(cfg, name)) for name in cfg.stages]  # a bad name fails before any work
     result = RunResult(stages=list(cfg.stages))
     if cfg.get("dry_run"):
-        print_plan(cfg)
+        print_plan(cfg, preflight.plan_lines(cfg))
         result.dry_run = True
         return result
     for _, runner in runners:

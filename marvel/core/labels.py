@@ -16,6 +16,8 @@ DEAD = "dead"
 WORDS: tuple[str, str] = (DEAD, ALIVE)  # by label: 0 dead, 1 alive
 PREDICTION_KEY = "Survival prediction"
 PROBABILITY_KEY = "Probability alive"
+# "<model name>/<version>" per record, where the serving endpoint tells the model who it is (Databricks)
+SERVED_MODEL_KEY = "Served model"
 PROBABILITY_DECIMALS = 6
 
 

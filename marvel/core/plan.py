@@ -86,7 +86,8 @@ def plan_lines(cfg: DictConfig) -> list[str]:
     return lines
 
 
-def print_plan(cfg: DictConfig) -> None:
+def print_plan(cfg: DictConfig, extra: list[str] | None = None) -> None:
+    """The plan, plus what the environment's preflight adds (`extra`: schema creation, job runtime)."""
     print("marvel plan (dry run, nothing touched)")
-    for line in plan_lines(cfg):
+    for line in [*plan_lines(cfg), *(extra or [])]:
         print("  " + line)

@@ -16,6 +16,10 @@ class Preflight:
     def check(self, cfg: DictConfig) -> None:
         """Raise `MarvelError` with what to do when the environment cannot run `cfg`."""
 
+    def plan_lines(self, cfg: DictConfig) -> list[str]:
+        """What this environment would set up, for a dry run's plan (read from config, nothing touched)."""
+        return []
+
     def finish(self, cfg: DictConfig, result: RunResult) -> None:
         """Hand the run's verdicts to whatever runs next (a job's next task); nothing by default."""
 

@@ -99,12 +99,22 @@ class PartitionedSource(DataSource):
         return self.generate(self.n_rows, self.seed, partition=0)
 
 
+def _as_text(v: object) -> str | None:
+    """A text cell as str: a table may type a text column as numbers (a Unity Catalog table of the Kaggle file
+    has PageID bigint), and 1678 (or 1678.0, after pandas met a missing value) is the id "1678"."""
+    if v is None or isinstance(v, str):
+        return v
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
 def conform(df: pd.DataFrame) -> pd.DataFrame:
     """Put a frame into the raw contract's column order and dtypes (text as object, numbers as float)."""
     out = pd.DataFrame(index=df.index)
     for col in RAW_TEXT:
         s = df[col] if col in df else pd.Series(None, index=df.index, dtype=object)
-        out[col] = s.astype(object).where(s.notna(), None)
+        out[col] = s.astype(object).where(s.notna(), None).map(_as_text)
     for col in RAW_NUMERIC:
         s = df[col] if col in df else pd.Series(np.nan, index=df.index)
         parsed = pd.to_numeric(s, errors="coerce").astype("float64")

@@ -14,6 +14,7 @@ from typing import Literal
 import pandas as pd
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
+from mlflow.data.delta_dataset_source import DeltaDatasetSource
 
 from marvel.core.catalog import TableSpec
 from marvel.core.errors import MarvelError
@@ -48,6 +49,14 @@ class TableStore(ABC):
 
     def exists(self, name: TableRef) -> bool:
         return self.version(name) is not None
+
+    def dataset_source(self, name: TableRef, version: int) -> DeltaDatasetSource:
+        """A table version as an MLflow dataset source (lineage): the Delta table at `uri` and its version."""
+        return DeltaDatasetSource(path=self.uri(name), delta_table_version=int(version))
+
+    def ensure_schema(self) -> str | None:
+        """Create the namespace tables and models go into, if the store has one (Unity Catalog); return it."""
+        return None
 
 
 class DeltaTableStore(TableStore):

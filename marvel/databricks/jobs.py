@@ -1,21 +1,26 @@
-"""Job task values: how one task of a Databricks job tells the next what happened."""
+"""Job task values: how one task of a Databricks job tells the next what happened.
+
+Set through ``databricks.sdk.runtime.dbutils``: inside a Databricks runtime (serverless jobs included) that
+is the runtime's own dbutils; ``pyspark.dbutils.DBUtils(spark)`` has no working ``jobs.taskValues`` on
+serverless, where there is no notebook dbutils behind it.
+"""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from marvel.spark.session import get_spark, on_databricks
+from marvel.databricks.runtime import on_databricks
 
 log = logging.getLogger(__name__)
 
 
 def _dbutils() -> Any:
-    """dbutils of the running Databricks job (only importable on a cluster)."""
-    # only a Databricks runtime has pyspark.dbutils: imported here, where it is known to be one
-    from pyspark.dbutils import DBUtils
+    # imported here, not at the top: importing databricks.sdk.runtime builds a dbutils (with a workspace
+    # config) and, where databricks-connect is installed, a Spark session; only a job needs it
+    from databricks.sdk.runtime import dbutils
 
-    return DBUtils(get_spark())
+    return dbutils
 
 
 def set_task_value(key: str, value: Any) -> bool:

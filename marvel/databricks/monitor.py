@@ -6,25 +6,26 @@
    are first renamed to the `InferenceLog` contract (`gateway_to_inference_log`).
 2. Labels (``labels`` table, by Id) are joined in and written in the prediction's vocabulary ("alive"/"dead"):
    Lakehouse Monitoring needs the label and prediction columns to have the same type.
-3. The quality monitor (inference-log profile, classification) is created when missing, else refreshed.
+3. The data quality monitor (inference-log profile, classification) is created when missing, updated when
+   its settings changed, else refreshed (`marvel.databricks.lakehouse`: the ``data_quality`` API).
    Drift metrics and dashboards are then Databricks' own; alerts are set up there, so this returns none.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pandas as pd
 from databricks.sdk import WorkspaceClient
-from databricks.sdk.errors import NotFound
-from databricks.sdk.service.catalog import MonitorInferenceLog, MonitorInferenceLogProblemType
 from pyspark.sql import Window
 from pyspark.sql import functions as F
 
 from marvel.core.errors import MarvelError
-from marvel.core.labels import ALIVE, DEAD
+from marvel.core.labels import ALIVE, DEAD, SERVED_MODEL_KEY
+from marvel.databricks.lakehouse import LakehouseMonitor
 from marvel.monitoring.parse import payload_to_monitoring
 from marvel.spark.compute import ddl, plain
 from marvel.spark.store import SparkTableStore
@@ -32,14 +33,29 @@ from marvel.spark.store import SparkTableStore
 log = logging.getLogger(__name__)
 
 
-def gateway_to_inference_log(
-    payload: pd.DataFrame, entities: Mapping[str, Mapping[str, str]]
-) -> pd.DataFrame:
+def served_model(response: Any) -> tuple[str | None, str | None]:
+    """(name, version) the served model reported in its answer (``"Served model": ["<name>/<version>", ...]``,
+    set by `deploy=databricks` on every served entity); (None, None) when it did not."""
+    try:
+        answer = json.loads(response) if isinstance(response, str) else None
+        served = answer["predictions"][SERVED_MODEL_KEY] if isinstance(answer, dict) else None
+        first = served[0] if isinstance(served, list) and served else served
+    except (ValueError, KeyError, TypeError):
+        return None, None
+    if not isinstance(first, str) or "/" not in first:
+        return None, None
+    name, _, version = first.rpartition("/")
+    return name, version
+
+
+def gateway_to_inference_log(payload: pd.DataFrame) -> pd.DataFrame:
     """Rows of a Databricks inference table -> the `InferenceLog` columns `payload_to_monitoring` reads.
 
     Handles the AI gateway table (``request_time``, ``served_entity_id``) and the legacy auto-capture table
-    (``timestamp_ms``, ``request_metadata``); rows already in the `InferenceLog` shape pass through.
-    `entities` maps a served entity id or name to ``{"name", "version", "variant"}``.
+    (``timestamp_ms``, ``request_metadata``); rows already in the `InferenceLog` shape pass through. The
+    gateway names a served entity only by ``served_entity_id``, an id the endpoint's config does not show
+    (and that outlives it: an A/B update replaces the entities), so the model and version come from the
+    answer itself, where every served marvel model reports them (see `marvel.training.pyfunc`).
     """
     out = pd.DataFrame(index=payload.index)
     out["databricks_request_id"] = payload["databricks_request_id"].astype(str)
@@ -56,26 +72,22 @@ def gateway_to_inference_log(
         out["served_model_version"] = payload["served_model_version"]
         out["variant"] = payload.get("variant", None)
         return out
-    versions = pd.Series(None, index=payload.index, dtype=object)
-    if "served_entity_id" in payload:
-        keys = payload["served_entity_id"].astype(object)
-    elif "request_metadata" in payload:  # legacy auto-capture: a map with model_name / model_version
+    reported = [served_model(r) for r in payload["response"].tolist()]
+    names = pd.Series([n for n, _ in reported], index=payload.index, dtype=object)
+    versions = pd.Series([v for _, v in reported], index=payload.index, dtype=object)
+    if "request_metadata" in payload:  # legacy auto-capture: a map with model_name / model_version
         meta = payload["request_metadata"].map(lambda m: dict(m) if m is not None else {})
-        keys = meta.map(lambda m: m.get("served_entity_name") or m.get("model_name"))
-        versions = meta.map(lambda m: m.get("model_version"))
-    else:
-        keys = pd.Series(None, index=payload.index, dtype=object)
-    found = keys.map(lambda k: entities.get(str(k), {}) if k is not None else {})
-    known = found.map(bool)
-    out["served_model_name"] = found.map(lambda e: e.get("name")).where(known, keys)
-    out["served_model_version"] = found.map(lambda e: e.get("version")).where(known, versions)
-    out["variant"] = found.map(lambda e: e.get("variant"))
+        names = names.where(names.notna(), meta.map(lambda m: m.get("model_name")))
+        versions = versions.where(versions.notna(), meta.map(lambda m: m.get("model_version")))
+    out["served_model_name"] = names
+    out["served_model_version"] = versions
+    out["variant"] = None
     return out
 
 
-def monitoring_rows(payload: pd.DataFrame, entities: Mapping[str, Mapping[str, str]]) -> pd.DataFrame:
+def monitoring_rows(payload: pd.DataFrame) -> pd.DataFrame:
     """One batch of the inference table -> monitoring rows (the local monitor's parsing, unchanged)."""
-    return payload_to_monitoring(gateway_to_inference_log(payload, entities))
+    return payload_to_monitoring(gateway_to_inference_log(payload))
 
 
 class DatabricksMonitor:
@@ -116,37 +128,15 @@ class DatabricksMonitor:
         return f"{self.catalog}.{self.schema}.{table}"
 
     # -- the monitoring table -----------------------------------------------------------------------------
-    def entities(self, client: Any) -> dict[str, dict[str, str]]:
-        """Served entity name -> model, version and variant (the endpoint's current config)."""
-        if not self.endpoint_name:
-            return {}
-        try:
-            endpoint = client.serving_endpoints.get(self.endpoint_name)
-        except Exception as exc:  # a deleted endpoint must not stop monitoring of what it logged
-            log.warning(
-                "cannot read endpoint %s (%s); model ids from the table only", self.endpoint_name, exc
-            )
-            return {}
-        served = (endpoint.config.served_entities if endpoint.config else None) or []
-        return {
-            str(e.name): {
-                "name": str(e.entity_name),
-                "version": str(e.entity_version),
-                "variant": str(e.name),
-            }
-            for e in served
-        }
-
-    def build_monitoring(self, store: SparkTableStore, entities: Mapping[str, Mapping[str, str]]) -> Any:
+    def build_monitoring(self, store: SparkTableStore) -> Any:
         """The monitoring table as a Spark DataFrame (inference table parsed per batch, labels joined)."""
         payload = store.frame(self.inference_table)
-        sample = monitoring_rows(payload.limit(20).toPandas(), entities)
+        sample = monitoring_rows(payload.limit(20).toPandas())
         schema = ddl(sample.astype({self.label_col: "object"}))
-        ents = {k: dict(v) for k, v in entities.items()}
 
         def parse(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
             for batch in batches:
-                rows = plain(monitoring_rows(batch, ents))
+                rows = plain(monitoring_rows(batch))
                 rows[self.label_col] = None  # joined below
                 yield rows
 
@@ -165,39 +155,23 @@ class DatabricksMonitor:
         return rows
 
     # -- the Lakehouse monitor ------------------------------------------------------------------------------
-    def inference_log(self) -> Any:
-        return MonitorInferenceLog(
-            problem_type=MonitorInferenceLogProblemType(self.problem_type),
+    def lakehouse(self) -> LakehouseMonitor:
+        return LakehouseMonitor(
+            table=self.full(self.monitoring_table),
+            output_schema=f"{self.catalog}.{self.schema}",
+            assets_dir=self.assets_dir,
+            problem_type=self.problem_type,
             prediction_col=self.prediction_col,
             timestamp_col=self.timestamp_col,
             model_id_col=self.model_id_col,
             label_col=self.label_col,
             granularities=self.granularities,
+            baseline_table=self.full(self.baseline_table) if self.baseline_table else None,
+            slicing_exprs=self.slicing_exprs,
         )
 
     def create_or_refresh(self, client: Any) -> dict[str, Any]:
-        table = self.full(self.monitoring_table)
-        qm = client.quality_monitors
-        try:
-            qm.get(table)
-        except NotFound:
-            log.info("creating the Lakehouse monitor on %s", table)
-            info = qm.create(
-                table_name=table,
-                assets_dir=self.assets_dir,
-                output_schema_name=f"{self.catalog}.{self.schema}",
-                inference_log=self.inference_log(),
-                baseline_table_name=self.full(self.baseline_table) if self.baseline_table else None,
-                slicing_exprs=self.slicing_exprs or None,
-            )
-            # creating a monitor computes its first metrics itself
-            return {"action": "created", "status": getattr(info.status, "value", str(info.status))}
-        refresh = qm.run_refresh(table_name=table)
-        return {
-            "action": "refreshed",
-            "refresh_id": refresh.refresh_id,
-            "status": getattr(refresh.state, "value", ""),
-        }
+        return self.lakehouse().create_or_refresh(client)
 
     def refresh(self, ctx: Any, client: Any | None = None) -> dict[str, Any]:
         store = ctx.store
@@ -211,7 +185,7 @@ class DatabricksMonitor:
                 "(deploy with deploy=databricks and send requests)",
                 "rows_added": 0,
             }
-        rows = self.build_monitoring(store, self.entities(w))
+        rows = self.build_monitoring(store)
         before = store.version(self.monitoring_table)
         version = store.write(self.monitoring_table, rows, mode="overwrite")
         n = int(store.frame(self.monitoring_table).count())
@@ -219,7 +193,8 @@ class DatabricksMonitor:
         table = self.full(self.monitoring_table)
         return {
             "alerts": [],  # drift alerts live in Databricks (SQL alerts on the metric tables)
-            "summary": f"{table} v{version} ({n} records, was v{before}); Lakehouse monitor {result['action']}",
+            "summary": f"{table} v{version} ({n} records, was v{before}); Lakehouse monitor {result['action']} "
+            f"({result['api']} API)",
             "rows_added": n,
             "windows_refreshed": 0,
             "tables": [table, f"{table}_profile_metrics", f"{table}_drift_metrics"],

@@ -4,14 +4,28 @@ from __future__ import annotations
 
 import configparser
 import os
+from importlib.metadata import PackageNotFoundError, metadata
 from pathlib import Path
 
 from omegaconf import DictConfig
+from packaging.specifiers import SpecifierSet
 
 from marvel.core.errors import MarvelError
 from marvel.core.preflight import Preflight
 from marvel.core.results import RunResult, TrainResult
 from marvel.databricks.jobs import set_task_value
+from marvel.databricks.runtime import has_databricks_connect, on_databricks
+
+# Serverless environment version -> its Python (Databricks docs, "Serverless environment versions").
+SERVERLESS_PYTHON = {"1": "3.10", "2": "3.11", "3": "3.12", "4": "3.12"}
+# stages that only call the REST API and the registry: no Spark needed from a laptop
+REST_ONLY_STAGES = frozenset({"deploy"})
+LAPTOP_NEEDS = (
+    "stages {stages} need Spark on Databricks: run them as a job (databricks bundle deploy -t {env} && "
+    "databricks bundle run -t {env} deployment), or pip install databricks-connect (the version of the "
+    "cluster's runtime) with the marvel wheel installed on that cluster; deploy alone and dry_run=true need "
+    "neither"
+)
 
 
 def databricks_credentials(profile: str | None) -> str | None:
@@ -20,6 +34,7 @@ def databricks_credentials(profile: str | None) -> str | None:
         os.environ.get("DATABRICKS_TOKEN") or os.environ.get("DATABRICKS_CLIENT_ID")
     ):
         return "environment"
+    profile = os.environ.get("DATABRICKS_CONFIG_PROFILE") or profile
     cfg_file = Path(os.environ.get("DATABRICKS_CONFIG_FILE", "~/.databrickscfg")).expanduser()
     if profile and cfg_file.is_file():
         parser = configparser.ConfigParser()
@@ -29,20 +44,56 @@ def databricks_credentials(profile: str | None) -> str | None:
     return None
 
 
-class DatabricksPreflight(Preflight):
-    """Databricks runs need credentials; `dry_run=true` plans without them.
+def wheel_requires_python() -> str | None:
+    """The installed marvel's ``Requires-Python`` (what pip checks when the job installs the wheel)."""
+    try:
+        return metadata("marvel").get("Requires-Python")
+    except PackageNotFoundError:
+        return None
 
-    After a run, `finish` hands the train stage's verdict to the job's next task (`model_updated`).
+
+def check_environment_version(version: str | None, requires: str | None) -> str | None:
+    """The Python of serverless environment `version`; a one-line MarvelError when the wheel refuses it."""
+    if version is None:
+        return None
+    python = SERVERLESS_PYTHON.get(str(version))
+    if python is None:
+        raise MarvelError(
+            f"unknown serverless environment version {version!r}: use one of {sorted(SERVERLESS_PYTHON)} "
+            "(env.preflight.environment_version, and environment_version in resources/*.yml)"
+        )
+    if requires and not SpecifierSet(requires).contains(f"{python}.0"):
+        fits = [v for v, p in SERVERLESS_PYTHON.items() if SpecifierSet(requires).contains(f"{p}.0")]
+        raise MarvelError(
+            f"serverless environment {version} runs Python {python}, which the marvel wheel refuses "
+            f"(requires-python {requires}): use environment_version {' or '.join(fits) or '(none fits)'}"
+        )
+    return python
+
+
+class DatabricksPreflight(Preflight):
+    """Databricks runs need credentials (and, from a laptop, databricks-connect for Spark work);
+    `dry_run=true` plans without either.
+
+    After a run, `finish` hands the train stage's verdict to the job's next tasks: ``model_updated`` (1 only
+    when alias latest-model moved to the new version) and ``model_version`` (the version it moved to).
     """
 
-    def __init__(self, profile: str | None = "marvelous", available: bool = True) -> None:
+    def __init__(
+        self,
+        profile: str | None = "marvelous",
+        available: bool = True,
+        environment_version: str | None = None,
+    ) -> None:
         self.profile = profile
         self.available = available
+        self.environment_version = None if environment_version is None else str(environment_version)
 
     def check(self, cfg: DictConfig) -> None:
+        check_environment_version(self.environment_version, wheel_requires_python())
         if cfg.get("dry_run"):
             return
-        if os.environ.get("DATABRICKS_RUNTIME_VERSION"):
+        if on_databricks():
             return  # on a cluster the runtime authenticates the job itself
         if self.profile and not os.environ.get("DATABRICKS_HOST"):
             # the SDK, MLflow ("databricks" URIs) and databricks-connect all read the profile from here
@@ -57,9 +108,26 @@ class DatabricksPreflight(Preflight):
                 f"running on Databricks (env {cfg.env.name}) is not available yet; run locally without +env, "
                 "or use dry_run=true to see the plan"
             )
+        spark_stages = [s for s in cfg.stages if s not in REST_ONLY_STAGES]
+        if spark_stages and not os.environ.get("SPARK_REMOTE") and not has_databricks_connect():
+            raise MarvelError(LAPTOP_NEEDS.format(stages=",".join(spark_stages), env=cfg.env.name))
+
+    def plan_lines(self, cfg: DictConfig) -> list[str]:
+        lines = []
+        if cfg.env.get("catalog"):
+            lines.append(f"schema         CREATE SCHEMA IF NOT EXISTS {cfg.env.catalog}.{cfg.env.schema}")
+        if self.environment_version is not None:
+            python = SERVERLESS_PYTHON.get(self.environment_version, "unknown")
+            lines.append(
+                f"jobs           serverless environment {self.environment_version} (Python {python})"
+            )
+        return lines
 
     def finish(self, cfg: DictConfig, result: RunResult) -> None:
-        """Set the `model_updated` task value the job's condition task reads (no-op off Databricks)."""
+        """Set the task values the job's condition and deploy tasks read (no-op off Databricks)."""
         train = result.train
         if isinstance(train, TrainResult) and train.promotion is not None:
-            set_task_value("model_updated", 1 if train.promotion.promoted else 0)
+            promotion = train.promotion
+            set_task_value("model_updated", 1 if promotion.promoted else 0)
+            if promotion.promoted:
+                set_task_value("model_version", str(promotion.custom_version))

@@ -18,8 +18,8 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import mlflow.pyfunc
+import numpy as np
 import pandas as pd
-from pyspark import StorageLevel, TaskContext
 from pyspark.sql import functions as F
 
 from marvel.core.labels import labels
@@ -36,6 +36,9 @@ from marvel.spark.session import get_spark
 
 # Columns the validation batches add to carry quarantine rows beside valid ones in one result.
 _Q = ["_q_row", "_q_table", "_q_reason", "_q_record"]
+# A row's place: monotonically_increasing_id() is (partition << 33) + position in the partition.
+_MID = "_q_mid"
+_POSITION_BITS = 33
 
 
 def spark_type(dtype: Any) -> str:
@@ -74,14 +77,14 @@ SPLIT_DDL = ", ".join(
 
 
 def validate_batch(
-    batch: pd.DataFrame, first_row: int, run_id: str, duplicated_ids: frozenset[str]
+    batch: pd.DataFrame, rows_at: np.ndarray, run_id: str, duplicated_ids: frozenset[str]
 ) -> pd.DataFrame:
     """One batch of raw rows -> valid split rows and quarantine rows, in one frame (`_q_*` set on the latter):
-    `validate_rows` itself, with row indexes made global and the cross-batch uniqueness verdict applied."""
-    rows, quarantined = validate_rows(batch, run_id, first_row=first_row, duplicated_ids=duplicated_ids)
+    `validate_rows` itself, with each row's global index (`rows_at`) and the cross-batch uniqueness verdict."""
+    rows, quarantined = validate_rows(batch, run_id, duplicated_ids=duplicated_ids)
     valid_out = rows[SPLIT_COLUMNS].reset_index(drop=True).assign(**{c: None for c in _Q})
     q_out = pd.DataFrame({c: [None] * len(quarantined) for c in SPLIT_COLUMNS}).assign(
-        _q_row=quarantined["row_index"].astype("int64").to_numpy(),
+        _q_row=rows_at[quarantined["row_index"].to_numpy(dtype="int64")],
         _q_table=quarantined["table"].to_numpy(),
         _q_reason=quarantined["reason"].to_numpy(),
         _q_record=quarantined["record"].to_numpy(),
@@ -112,8 +115,9 @@ class SparkCompute:
             frame = self.generate(source, source.n_rows, source.seed)
         else:
             frame = self.spark.createDataFrame(source.load())
-        # persisted: the raw rows are written, counted and validated, and must be the same rows each time
-        return frame.persist(StorageLevel.MEMORY_AND_DISK)
+        # Not persisted (serverless refuses persist/cache): every action recomputes the frame, which is
+        # deterministic (seeded partitions, or the driver's rows), so it is the same rows each time.
+        return frame
 
     def generate(self, source: PartitionedSource, n_rows: int, seed: int) -> Any:
         """`n_rows` rows of a partition-aware source, one generator partition per Spark partition."""
@@ -148,23 +152,28 @@ class SparkCompute:
             .collect()
         )
         duplicated = frozenset(str(r["PageID"]) for r in dup_rows)
-        # global row numbers: each partition's offset, as zipWithIndex computes them
-        counts = dict(raw.rdd.mapPartitionsWithIndex(lambda i, it: [(i, sum(1 for _ in it))]).collect())
+        # global row numbers without the RDD API: each partition's offset, from the partition number that
+        # monotonically_increasing_id() carries in its high bits
+        indexed = raw.withColumn(_MID, F.monotonically_increasing_id())
+        part = F.shiftright(F.col(_MID), _POSITION_BITS)
+        counts = {
+            int(r["p"]): int(r["n"])
+            for r in indexed.groupBy(part.alias("p")).agg(F.count("*").alias("n")).collect()
+        }
         offsets, total = {}, 0
         for i in sorted(counts):
             offsets[i], total = total, total + counts[i]
+        mask = (1 << _POSITION_BITS) - 1
 
         def check(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-            task = TaskContext.get()
-            assert task is not None  # mapInPandas functions run in a Spark task
-            start = offsets[task.partitionId()]
             for batch in batches:
                 if len(batch):
-                    yield validate_batch(batch, start, run_id, duplicated)
-                    start += len(batch)
+                    mid = batch.pop(_MID).to_numpy(dtype="int64")
+                    rows_at = np.array([offsets[int(p)] for p in mid >> _POSITION_BITS]) + (mid & mask)
+                    yield validate_batch(batch, rows_at, run_id, duplicated)
 
         schema = SPLIT_DDL + ", _q_row bigint, _q_table string, _q_reason string, _q_record string"
-        out = raw.mapInPandas(check, schema).toPandas()
+        out = indexed.mapInPandas(check, schema).toPandas()
         is_q = out["_q_row"].notna()
         rows = out.loc[~is_q, SPLIT_COLUMNS].reset_index(drop=True)
         rows[TARGET] = rows[TARGET].astype("int64")

@@ -31,9 +31,12 @@ log = logging.getLogger(__name__)
 
 
 def log_table_input(ctx: RunContext, table: TableRef, df: pd.DataFrame, version: int, context: str) -> None:
-    """The table and version this run read, as an MLflow dataset input (lineage in the run's UI)."""
+    """The table and version this run read, as an MLflow dataset input whose source is the Delta table and its
+    version (a Unity Catalog name on Databricks, so UC lineage links the model to it; a path locally). The
+    tags repeat table and version: the monitor resolves a model's baseline through them."""
     name = str(table)
-    dataset = from_pandas(df, source=ctx.store.uri(table), name=f"{name}@v{version}", targets=TARGET)
+    source = ctx.store.dataset_source(table, version)
+    dataset = from_pandas(df, source=source, name=f"{name}@v{version}", targets=TARGET)
     mlflow.log_input(dataset, context=context, tags={"table": name, "version": str(version)})
 
 
@@ -161,6 +164,7 @@ def run(ctx: RunContext) -> TrainResult | CVResult:
     roc_png = plot_roc(y_test, proba, plots / "roc_curve.png", label=str(cfg.model.name))
 
     promo = cfg.promotion
+    ctx.store.ensure_schema()  # the models go into the tables' Unity Catalog schema: it must exist
     verdict = register_and_promote(
         pipeline,
         threshold=threshold,
@@ -179,6 +183,8 @@ def run(ctx: RunContext) -> TrainResult | CVResult:
             "fingerprint": fp,
             "train_set_version": str(train_version),
             "test_set_version": str(test_version),
+            # git_sha, branch, job_run_id (and env) on every model version, as on the run
+            **run_tags(cfg),
         },
     )
     if not np.isnan(verdict.champion_metric):

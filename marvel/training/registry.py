@@ -12,14 +12,22 @@ import mlflow
 import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
+from marvel.core.errors import MarvelError
 from marvel.core.metrics import score
 from marvel.core.registry import alias_version
 from marvel.core.results import Promotion
 from marvel.core.sources import Lineage
 from marvel.training.promotion import Challenger, Champion, comparable, decide
 from marvel.training.pyfunc import SurvivalModel
-from marvel.training.signature import PACKAGE_DIR, input_signature, requirements
+from marvel.training.signature import (
+    PACKAGE_DIR,
+    basic_signature,
+    custom_signature,
+    input_example,
+    requirements,
+)
 
 log = logging.getLogger(__name__)
 
@@ -98,27 +106,29 @@ def register_and_promote(
     )
     basic_name, custom_name = names.basic, names.custom
 
-    basic = mlflow.sklearn.log_model(
+    example = input_example()
+    # both models are logged before either is registered, and registered (with their tags) before any alias
+    # moves: a failure anywhere leaves the aliases where they were
+    basic_info = mlflow.sklearn.log_model(
         pipeline,
         name="basic_model",
         # cloudpickle on purpose: skops refuses our processor classes and LightGBM's booster, and these
         # artifacts are written and read only by this project's own runs
         serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
-        registered_model_name=basic_name,
-        signature=input_signature(),
+        signature=basic_signature(),
+        input_example=example,
         code_paths=[PACKAGE_DIR],
         pip_requirements=requirements(),
         pyfunc_predict_fn="predict_proba",
     )
-    custom = mlflow.pyfunc.log_model(
+    custom_info = mlflow.pyfunc.log_model(
         name="custom_model",
         python_model=SurvivalModel(pipeline, threshold),
-        registered_model_name=custom_name,
-        signature=input_signature(output=False),
+        signature=custom_signature(),
+        input_example=example,
         code_paths=[PACKAGE_DIR],
         pip_requirements=requirements(),
     )
-    bv, cv = str(basic.registered_model_version), str(custom.registered_model_version)
     version_tags = {
         **tags,
         **(lineage.tags() if lineage is not None else {}),
@@ -126,9 +136,16 @@ def register_and_promote(
         **{k: f"{v:.6f}" for k, v in metrics.items()},
         **{f"baseline_{k}": f"{v:.6f}" for k, v in baseline.items()},
     }
-    for name, v in ((basic_name, bv), (custom_name, cv)):
-        for k, val in version_tags.items():
-            client.set_model_version_tag(name, v, k, val)
+    try:
+        bv = str(mlflow.register_model(basic_info.model_uri, basic_name, tags=version_tags).version)
+        cv = str(mlflow.register_model(custom_info.model_uri, custom_name, tags=version_tags).version)
+    except MlflowException as exc:
+        first = (exc.message.strip().splitlines() or ["registry error"])[0]
+        raise MarvelError(
+            f"registering {basic_name} / {custom_name} failed ({first[:300]}); no alias moved, "
+            "fix the cause and rerun stages=[train]"
+        ) from None
+
     # every new version is the challenger (deploy=ab serves it beside the champion); the champion alias moves
     # only on the verdict, and only once both versions are fully registered
     for name, v in ((basic_name, bv), (custom_name, cv)):
