@@ -1,202 +1,62 @@
-"""The Databricks deployer and monitor with the real databricks-sdk against a loopback REST server.
-
-The server answers like the workspace API for the calls we make (serving endpoints, Unity Catalog quality
-monitors, the UC model registry's alias lookup) and records every request, so the tests assert what would be
-sent to a real workspace: request bodies, the create-then-update sequence, polling until ready.
-"""
+"""The Databricks deployer, monitor and task values with the real databricks-sdk against a strict stand-in
+workspace (`tests/databricks_standin.py`): every body is checked against the SDK's own types, and state
+answers as the API does, so the tests assert what a real workspace would accept."""
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 import pytest
+from databricks.sdk import WorkspaceClient
+from databricks.sdk.errors import DatabricksError, InvalidParameterValue, ResourceConflict
 
 from marvel.core.errors import MarvelError
+from marvel.core.results import Promotion, RunResult, TrainResult
 from marvel.databricks.deployer import DatabricksDeployer
+from marvel.databricks.lakehouse import granularity
 from marvel.databricks.monitor import DatabricksMonitor
+from marvel.databricks.preflight import DatabricksPreflight
+from tests.databricks_standin import Workspace, standin_workspace
 
 ENDPOINT = "marvel-character-model-serving"
 MODEL = "mlops_dev.marvel_characters.marvel_character_model_custom"
 MONITORED = "mlops_dev.marvel_characters.model_monitoring"
 
 
-@dataclass
-class FakeWorkspace:
-    """State and request log of the fake workspace."""
-
-    requests: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
-    endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
-    polls_until_ready: int = 1  # GETs answered "updating" after each create/update
-    pending: dict[str, int] = field(default_factory=dict)
-    monitors: dict[str, dict[str, Any]] = field(default_factory=dict)
-    aliases: dict[tuple[str, str], str] = field(default_factory=dict)
-
-    def calls(self, method: str, fragment: str = "") -> list[dict[str, Any]]:
-        return [body for m, p, body in self.requests if m == method and fragment in p]
-
-    def endpoint_view(self, name: str, poll: bool = True) -> dict[str, Any]:
-        """The endpoint as GET returns it; each polling GET moves a pending update one step nearer done."""
-        ep = self.endpoints[name]
-        updating = self.pending.get(name, 0) > 0
-        if updating and poll:
-            self.pending[name] -= 1
-        return {
-            "name": name,
-            "id": "ep-1",
-            "state": {
-                "config_update": "IN_PROGRESS" if updating else "NOT_UPDATING",
-                "ready": "NOT_READY" if updating and ep["version"] == 1 else "READY",
-            },
-            "config": {
-                "served_entities": [
-                    {**e, "state": {"deployment": "DEPLOYMENT_READY"}} for e in ep["served_entities"]
-                ],
-                "traffic_config": ep["traffic_config"],
-                "config_version": ep["version"],
-            },
-            "ai_gateway": ep.get("ai_gateway", {}),
-        }
-
-
-def _handler(ws: FakeWorkspace) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:  # quiet
-            pass
-
-        def _reply(self, status: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def _missing(self, what: str) -> None:
-            self._reply(404, {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": f"{what} does not exist"})
-
-        def _handle(self, method: str) -> None:
-            url = urlparse(self.path)
-            length = int(self.headers.get("Content-Length") or 0)
-            body = json.loads(self.rfile.read(length) or b"{}") if length else {}
-            if url.path == "/.well-known/databricks-config":  # the SDK's host-metadata probe: none here
-                return self._reply(404, {"error_code": "NOT_FOUND", "message": "no host metadata"})
-            ws.requests.append((method, url.path, body))
-            if self.headers.get("Authorization") != "Bearer x":  # the SDK must send the token
-                return self._reply(401, {"error_code": "UNAUTHENTICATED", "message": "no token"})
-            parts = url.path.strip("/").split("/")
-            # serving endpoints: /api/2.0/serving-endpoints[/<name>[/config|/ai-gateway]]
-            if parts[:3] == ["api", "2.0", "serving-endpoints"]:
-                name = parts[3] if len(parts) > 3 else body.get("name")
-                tail = parts[4] if len(parts) > 4 else ""
-                if method == "POST" and len(parts) == 3:
-                    ws.endpoints[name] = {
-                        "served_entities": body["config"]["served_entities"],
-                        "traffic_config": body["config"]["traffic_config"],
-                        "ai_gateway": body.get("ai_gateway", {}),
-                        "version": 1,
-                    }
-                    ws.pending[name] = ws.polls_until_ready
-                    return self._reply(200, ws.endpoint_view(name, poll=False))
-                if name not in ws.endpoints:
-                    return self._missing(f"endpoint {name}")
-                if method == "GET" and not tail:
-                    return self._reply(200, ws.endpoint_view(name))
-                if method == "PUT" and tail == "config":
-                    ep = ws.endpoints[name]
-                    ep.update(served_entities=body["served_entities"], traffic_config=body["traffic_config"])
-                    ep["version"] += 1
-                    ws.pending[name] = ws.polls_until_ready
-                    return self._reply(200, ws.endpoint_view(name, poll=False))
-                if method == "PUT" and tail == "ai-gateway":
-                    ws.endpoints[name]["ai_gateway"] = body
-                    return self._reply(200, body)
-            # quality monitors: /api/2.1/unity-catalog/tables/<table>/monitor[/refreshes]
-            if parts[:4] == ["api", "2.1", "unity-catalog", "tables"] and "monitor" in parts:
-                table = parts[4]
-                if parts[-1] == "refreshes" and method == "POST":
-                    if table not in ws.monitors:
-                        return self._missing(f"monitor on {table}")
-                    return self._reply(200, {"refresh_id": 7, "state": "PENDING", "start_time_ms": 1})
-                if method == "GET":
-                    if table not in ws.monitors:
-                        return self._missing(f"monitor on {table}")
-                    return self._reply(200, ws.monitors[table])
-                if method == "POST":
-                    ws.monitors[table] = {**body, "table_name": table, "status": "MONITOR_STATUS_PENDING"}
-                    return self._reply(200, ws.monitors[table])
-            # UC model registry alias lookup (MLflow's databricks-uc client)
-            if url.path.endswith("/mlflow/unity-catalog/registered-models/alias") and method == "GET":
-                q = {k: v[0] for k, v in parse_qs(url.query).items()}
-                version = ws.aliases.get((q.get("name", ""), q.get("alias", "")))
-                if version is None:
-                    return self._missing("alias")
-                return self._reply(
-                    200, {"model_version": {"name": q["name"], "version": version, "aliases": [q["alias"]]}}
-                )
-            return self._reply(
-                404, {"error_code": "ENDPOINT_NOT_FOUND", "message": f"no fake for {method} {url.path}"}
-            )
-
-        def do_GET(self) -> None:
-            self._handle("GET")
-
-        def do_POST(self) -> None:
-            self._handle("POST")
-
-        def do_PUT(self) -> None:
-            self._handle("PUT")
-
-        def do_PATCH(self) -> None:
-            self._handle("PATCH")
-
-    return Handler
-
-
 @pytest.fixture
-def workspace(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[FakeWorkspace, Any]]:
-    from databricks.sdk import WorkspaceClient
-
-    ws = FakeWorkspace()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(ws))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    host = f"http://127.0.0.1:{server.server_address[1]}"
-    for var in ("DATABRICKS_CONFIG_PROFILE", "DATABRICKS_CLIENT_ID", "DATABRICKS_CLIENT_SECRET"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("DATABRICKS_HOST", host)
-    monkeypatch.setenv("DATABRICKS_TOKEN", "x")
-    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", "/nonexistent/.databrickscfg")
-    try:
-        yield ws, WorkspaceClient(host=host, token="x")
-    finally:
-        server.shutdown()
-        server.server_close()
+def workspace(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Workspace, WorkspaceClient]]:
+    with standin_workspace() as ws:
+        for var in ("DATABRICKS_CONFIG_PROFILE", "DATABRICKS_CLIENT_ID", "DATABRICKS_CLIENT_SECRET"):
+            monkeypatch.delenv(var, raising=False)
+        monkeypatch.setenv("DATABRICKS_HOST", ws.host)
+        monkeypatch.setenv("DATABRICKS_TOKEN", "x")
+        monkeypatch.setenv("DATABRICKS_CONFIG_FILE", "/nonexistent/.databrickscfg")
+        ws.tables.add(MONITORED)
+        yield ws, WorkspaceClient(host=ws.host, token="x")
 
 
 def _deployer(variants: list[dict[str, Any]], **kw: Any) -> DatabricksDeployer:
-    return DatabricksDeployer(
-        endpoint_name=ENDPOINT,
-        variants=variants,
-        catalog="mlops_dev",
-        schema="marvel_characters",
-        inference_table="custom_model_payload",
-        workload_size="Small",
-        scale_to_zero=True,
-        timeout_minutes=1,
-        **kw,
-    )
+    settings: dict[str, Any] = {
+        "endpoint_name": ENDPOINT,
+        "variants": variants,
+        "catalog": "mlops_dev",
+        "schema": "marvel_characters",
+        "inference_table": "custom_model_payload",
+        "workload_size": "Small",
+        "scale_to_zero": True,
+        "timeout_minutes": 1,
+    }
+    return DatabricksDeployer(**{**settings, **kw})
 
 
-def test_endpoint_create_then_update_with_ab_traffic(workspace: tuple[FakeWorkspace, Any]) -> None:
+def _variant(name: str, version: int, share: int, alias: str = "latest-model") -> dict[str, Any]:
+    return {"name": name, "model": MODEL, "alias": alias, "version": version, "traffic_percentage": share}
+
+
+def test_endpoint_create_then_update_with_ab_traffic(workspace: tuple[Workspace, WorkspaceClient]) -> None:
     ws, client = workspace
-    one = [{"name": "A", "model": MODEL, "alias": "latest-model", "version": 3, "traffic_percentage": 100}]
-    endpoint = _deployer(one).deploy(client=client)
+    endpoint = _deployer([_variant("A", 3, 100)]).deploy(client=client)
 
     (create,) = ws.calls("POST", "/serving-endpoints")
     assert create["name"] == ENDPOINT
@@ -207,6 +67,8 @@ def test_endpoint_create_then_update_with_ab_traffic(workspace: tuple[FakeWorksp
             "entity_version": "3",
             "workload_size": "Small",
             "scale_to_zero_enabled": True,
+            # the served model reports "<name>/<version>" in every answer (model_id in the monitor)
+            "environment_vars": {"MARVEL_SERVED_MODEL": f"{MODEL}/3"},
         }
     ]
     assert create["config"]["traffic_config"] == {
@@ -225,15 +87,9 @@ def test_endpoint_create_then_update_with_ab_traffic(workspace: tuple[FakeWorksp
     assert len(gets) >= 3  # existence check + "updating" + "ready"
     assert endpoint.state == "READY"
     assert endpoint.invocations_url == f"{client.config.host}/serving-endpoints/{ENDPOINT}/invocations"
-    assert (
-        endpoint.describe()["inference_table"]["name"] == "mlops_dev.marvel_characters.custom_model_payload"
-    )
 
     # a new version beside the champion, 50/50: an update of the config, not a second create
-    ab = [
-        {"name": "A", "model": MODEL, "alias": "latest-model", "version": 3, "traffic_percentage": 50},
-        {"name": "B", "model": MODEL, "alias": "challenger", "version": 4, "traffic_percentage": 50},
-    ]
+    ab = [_variant("A", 3, 50), _variant("B", 4, 50, alias="challenger")]
     endpoint = _deployer(ab).deploy(client=client)
     assert len(ws.calls("POST", "/serving-endpoints")) == 1
     (update,) = ws.calls("PUT", "/config")
@@ -249,7 +105,45 @@ def test_endpoint_create_then_update_with_ab_traffic(workspace: tuple[FakeWorksp
     }
 
 
-def test_alias_resolved_in_the_uc_registry(workspace: tuple[FakeWorkspace, Any]) -> None:
+def test_the_standin_refuses_what_the_api_refuses(workspace: tuple[Workspace, WorkspaceClient]) -> None:
+    """Unknown fields, wrong enums, missing required fields and conflicting state: 4xx, as from Databricks."""
+    ws, client = workspace
+    api = client.api_client
+    entity = {"name": "A", "entity_name": MODEL, "entity_version": "1", "workload_size": "Small"}
+    routes = {"routes": [{"served_model_name": "A", "traffic_percentage": 100}]}
+    config = {"served_entities": [entity], "traffic_config": routes}
+    good = {"name": ENDPOINT, "config": {"name": ENDPOINT, **config}}
+    cases = {
+        "unknown field": {**good, "inference_table": "x"},
+        "unknown nested field": {
+            **good,
+            "config": {**good["config"], "served_entities": [{**entity, "size": 1}]},
+        },
+        "wrong enum": {**good, "ai_gateway": {"rate_limits": [{"calls": 5, "renewal_period": "week"}]}},
+        "missing required": {"config": good["config"]},
+        "wrong type": {
+            **good,
+            "config": {**good["config"], "served_entities": [{**entity, "entity_version": 1}]},
+        },
+        "route to no entity": {
+            **good,
+            "config": {
+                **good["config"],
+                "traffic_config": {"routes": [{"served_model_name": "B", "traffic_percentage": 100}]},
+            },
+        },
+    }
+    for what, body in cases.items():
+        with pytest.raises(DatabricksError) as err:
+            api.do("POST", "/api/2.0/serving-endpoints", body=body)
+        assert err.value.error_code in ("INVALID_PARAMETER_VALUE",), what
+    assert not ws.endpoints
+    api.do("POST", "/api/2.0/serving-endpoints", body=good)
+    with pytest.raises(ResourceConflict):  # another config while the first rolls out
+        api.do("PUT", f"/api/2.0/serving-endpoints/{ENDPOINT}/config", body=config)
+
+
+def test_alias_resolved_in_the_uc_registry(workspace: tuple[Workspace, WorkspaceClient]) -> None:
     ws, client = workspace
     ws.aliases[(MODEL, "latest-model")] = "5"
     one = [{"name": "A", "model": MODEL, "alias": "latest-model", "version": None, "traffic_percentage": 100}]
@@ -259,31 +153,161 @@ def test_alias_resolved_in_the_uc_registry(workspace: tuple[FakeWorkspace, Any])
 
 
 def test_bad_traffic_split_is_refused_before_any_call() -> None:
-    bad = [
-        {"name": "A", "model": MODEL, "version": 1, "traffic_percentage": 60},
-        {"name": "B", "model": MODEL, "version": 2, "traffic_percentage": 60},
-    ]
     with pytest.raises(MarvelError, match="add up to 100"):
-        _deployer(bad)
+        _deployer([_variant("A", 1, 60), _variant("B", 2, 60)])
 
 
-def test_monitor_create_then_refresh(workspace: tuple[FakeWorkspace, Any]) -> None:
+def test_gateway_keeps_its_settings_and_disables_the_table_before_moving_it(
+    workspace: tuple[Workspace, WorkspaceClient],
+) -> None:
+    """put_ai_gateway replaces the whole gateway: rate limits and usage tracking set in the workspace stay;
+    an enabled inference table is disabled before it moves (the API refuses to move it enabled)."""
+    ws, client = workspace
+    _deployer([_variant("A", 3, 100)]).deploy(client=client)
+    limits = [{"calls": 100, "key": "endpoint", "renewal_period": "minute"}]
+    client.api_client.do(
+        "PUT",
+        f"/api/2.0/serving-endpoints/{ENDPOINT}/ai-gateway",
+        body={
+            **ws.endpoints[ENDPOINT]["ai_gateway"],
+            "rate_limits": limits,
+            "usage_tracking_config": {"enabled": True},
+        },
+    )
+    moved = {
+        "catalog_name": "mlops_dev",
+        "schema_name": "marvel_characters",
+        "table_name_prefix": "other",
+        "enabled": True,
+    }
+    with pytest.raises(InvalidParameterValue, match="disable it first"):  # what a naive move meets
+        client.api_client.do(
+            "PUT", f"/api/2.0/serving-endpoints/{ENDPOINT}/ai-gateway", body={"inference_table_config": moved}
+        )
+    ws.requests.clear()
+
+    _deployer([_variant("A", 4, 100)], inference_table="other_payload").deploy(client=client)
+    puts = ws.calls("PUT", "/ai-gateway")
+    assert [p["inference_table_config"]["enabled"] for p in puts] == [False, True]
+    assert puts[0]["inference_table_config"]["table_name_prefix"] == "custom_model"  # disabled where it was
+    assert puts[1]["inference_table_config"]["table_name_prefix"] == "other"
+    gateway = ws.endpoints[ENDPOINT]["ai_gateway"]
+    assert gateway["rate_limits"] == limits
+    assert gateway["usage_tracking_config"] == {"enabled": True}
+
+
+def test_monitor_data_quality_create_update_refresh(workspace: tuple[Workspace, WorkspaceClient]) -> None:
     ws, client = workspace
     monitor = DatabricksMonitor(catalog="mlops_dev", schema="marvel_characters", granularities=["30 minutes"])
     first = monitor.create_or_refresh(client)
-    assert first["action"] == "created"
-    (create,) = ws.calls("POST", f"/tables/{MONITORED}/monitor")
-    assert create["output_schema_name"] == "mlops_dev.marvel_characters"
-    assert create["assets_dir"] == "/Workspace/Shared/lakehouse_monitoring/model_monitoring"
-    assert create["inference_log"] == {
-        "problem_type": "PROBLEM_TYPE_CLASSIFICATION",
-        "prediction_col": "prediction",
-        "timestamp_col": "timestamp",
-        "model_id_col": "model_id",
-        "label_col": "label",
-        "granularities": ["30 minutes"],
+    assert first == {"action": "created", "api": "data_quality", "status": "DATA_PROFILING_STATUS_PENDING"}
+    def creates() -> list[dict[str, Any]]:
+        return [b for m, p, b in ws.requests if m == "POST" and p == "/api/data-quality/v1/monitors"]
+
+    (create,) = creates()
+    assert create["object_type"] == "table"
+    assert create["object_id"] == Workspace.table_id(MONITORED)
+    config = create["data_profiling_config"]
+    assert config["output_schema_id"] == "sid-mlops_dev-marvel_characters"
+    assert config["assets_dir"] == "/Workspace/Shared/lakehouse_monitoring/model_monitoring"
+    assert config["inference_log"] == {
+        "problem_type": "INFERENCE_PROBLEM_TYPE_CLASSIFICATION",
+        "prediction_column": "prediction",
+        "timestamp_column": "timestamp",
+        "model_id_column": "model_id",
+        "label_column": "label",
+        "granularities": ["AGGREGATION_GRANULARITY_30_MINUTES"],
     }
     second = monitor.create_or_refresh(client)
-    assert second == {"action": "refreshed", "refresh_id": 7, "status": "PENDING"}
-    assert len(ws.calls("POST", f"/tables/{MONITORED}/monitor/refreshes")) == 1
-    assert len([p for m, p, _ in ws.requests if m == "POST" and p.endswith("/monitor")]) == 1
+    assert second == {
+        "action": "refreshed",
+        "api": "data_quality",
+        "refresh_id": 1,
+        "status": "MONITOR_REFRESH_STATE_PENDING",
+    }
+    assert len(creates()) == 1  # never a second create
+    assert len(ws.calls("POST", "/refreshes")) == 1
+    with pytest.raises(DatabricksError, match="already exists"):  # what a second create would meet
+        client.api_client.do("POST", "/api/data-quality/v1/monitors", body=create)
+    # a changed setting updates the monitor (only the inference log), then refreshes
+    daily = DatabricksMonitor(catalog="mlops_dev", schema="marvel_characters", granularities=["1 day"])
+    assert daily.create_or_refresh(client)["action"] == "updated and refreshed"
+    (patch,) = ws.calls("PATCH", "/api/data-quality/v1/monitors/table/")
+    stored = ws.monitors[Workspace.table_id(MONITORED)]["data_profiling_config"]["inference_log"]
+    assert stored["granularities"] == ["AGGREGATION_GRANULARITY_1_DAY"]
+    assert patch["data_profiling_config"]["output_schema_id"] == config["output_schema_id"]
+
+
+def test_monitor_falls_back_to_quality_monitors_only_where_data_quality_is_unavailable(
+    workspace: tuple[Workspace, WorkspaceClient],
+) -> None:
+    ws, client = workspace
+    ws.data_quality_available = False
+    monitor = DatabricksMonitor(catalog="mlops_dev", schema="marvel_characters")
+    assert monitor.create_or_refresh(client)["api"] == "quality_monitors"
+    (create,) = ws.calls("POST", f"/tables/{MONITORED}/monitor")
+    assert create["inference_log"]["problem_type"] == "PROBLEM_TYPE_CLASSIFICATION"
+    assert create["inference_log"]["granularities"] == ["30 minutes"]
+    assert monitor.create_or_refresh(client) == {
+        "action": "refreshed",
+        "api": "quality_monitors",
+        "refresh_id": 1,
+        "status": "PENDING",
+    }
+    ws.data_quality_available = True
+    ws.tables.discard(MONITORED)  # any other error is the user's, not a reason to fall back
+    with pytest.raises(DatabricksError, match="does not exist"):
+        monitor.create_or_refresh(client)
+
+
+def test_granularities_map_to_the_data_quality_enum() -> None:
+    assert granularity("30 minutes").value == "AGGREGATION_GRANULARITY_30_MINUTES"
+    assert granularity("1 day").value == "AGGREGATION_GRANULARITY_1_DAY"
+    assert granularity("2 weeks").value == "AGGREGATION_GRANULARITY_2_WEEKS"
+    with pytest.raises(MarvelError, match="not one Databricks offers"):
+        granularity("7 minutes")
+
+
+def test_a_whole_release_through_the_standin(
+    workspace: tuple[Workspace, WorkspaceClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """create endpoint -> A/B update -> second release with a new version -> monitor create -> refresh ->
+    task values, every request accepted by the strict stand-in."""
+    ws, client = workspace
+    _deployer([_variant("A", 1, 100)]).deploy(client=client)
+    _deployer([_variant("A", 1, 50), _variant("B", 2, 50, alias="challenger")]).deploy(client=client)
+    _deployer([_variant("A", 2, 100)]).deploy(client=client)  # the challenger won: release v2
+    served = ws.endpoints[ENDPOINT]["served_entities"]
+    assert [(e["name"], e["entity_version"], e["environment_vars"]) for e in served] == [
+        ("A", "2", {"MARVEL_SERVED_MODEL": f"{MODEL}/2"})
+    ]
+    assert ws.endpoints[ENDPOINT]["version"] == 3
+    monitor = DatabricksMonitor(catalog="mlops_dev", schema="marvel_characters")
+    assert monitor.create_or_refresh(client)["action"] == "created"
+    assert monitor.create_or_refresh(client)["action"] == "refreshed"
+    assert not [p for m, p, _ in ws.requests if "monitor" in p and m == "POST" and "quality_monitors" in p]
+
+    # the train task's verdict, through the SDK's runtime dbutils (what works on serverless)
+    import databricks.sdk.runtime as runtime
+
+    values: dict[str, Any] = {}
+    real_set = runtime.dbutils.jobs.taskValues.set
+
+    def record(key: str, value: Any) -> None:
+        values[key] = value
+        real_set(key=key, value=value)
+
+    monkeypatch.setattr(runtime.dbutils.jobs.taskValues, "set", record)
+    monkeypatch.setenv("DATABRICKS_RUNTIME_VERSION", "client.4.0")
+    promoted = Promotion(MODEL, MODEL, "2", "2", "latest-model", "roc_auc", True, "1", 0.8)
+    stays = Promotion(MODEL, MODEL, "3", "3", "latest-model", "roc_auc", False, "2", 0.9)
+    cfg: Any = None
+    DatabricksPreflight().finish(
+        cfg, RunResult(stages=["train"], results={"train": TrainResult(promotion=promoted)})
+    )
+    assert values == {"model_updated": 1, "model_version": "2"}
+    values.clear()
+    DatabricksPreflight().finish(
+        cfg, RunResult(stages=["train"], results={"train": TrainResult(promotion=stays)})
+    )
+    assert values == {"model_updated": 0}  # latest-model did not move: no deploy, no version

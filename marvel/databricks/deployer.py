@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -29,6 +29,7 @@ from databricks.sdk.service.serving import (
 from marvel.core.errors import MarvelError
 from marvel.core.registry import resolve_version
 from marvel.core.variants import Variant, validate_variants
+from marvel.training.pyfunc import SERVED_MODEL_ENV
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,9 @@ class DatabricksDeployer:
                 entity_version=versions[v.name],
                 workload_size=self.workload_size,
                 scale_to_zero_enabled=self.scale_to_zero,
+                # the model reports this in every answer: the inference table's served_entity_id cannot be
+                # resolved to a model and version from the endpoint's config (which shows no entity ids)
+                environment_vars={SERVED_MODEL_ENV: f"{v.model}/{versions[v.name]}"},
             )
             for v in self.variants
         ]
@@ -131,13 +135,40 @@ class DatabricksDeployer:
         )
         return entities, traffic
 
-    def ai_gateway(self) -> Any:
+    def inference_table_config(self) -> AiGatewayInferenceTableConfig:
         prefix = self.inference_table.removesuffix(PAYLOAD_SUFFIX)
-        return AiGatewayConfig(
-            inference_table_config=AiGatewayInferenceTableConfig(
-                catalog_name=self.catalog, schema_name=self.schema, table_name_prefix=prefix, enabled=True
-            )
+        return AiGatewayInferenceTableConfig(
+            catalog_name=self.catalog, schema_name=self.schema, table_name_prefix=prefix, enabled=True
         )
+
+    def ai_gateway(self) -> Any:
+        return AiGatewayConfig(inference_table_config=self.inference_table_config())
+
+    def update_gateway(self, api: Any, current: AiGatewayConfig | None) -> bool:
+        """Point the gateway's inference table at ours, keeping everything else it has (rate limits, usage
+        tracking, guardrails): ``put_ai_gateway`` replaces the whole gateway config, so it is sent back whole.
+        An enabled table cannot move: it is disabled first. Returns whether anything was sent."""
+        current = current or AiGatewayConfig()
+        wanted = self.inference_table_config()
+        table = current.inference_table_config
+        if _table_key(table) == _table_key(wanted):
+            return False
+
+        def put(inference_table: AiGatewayInferenceTableConfig) -> None:
+            api.put_ai_gateway(
+                self.endpoint_name,
+                fallback_config=current.fallback_config,
+                guardrails=current.guardrails,
+                inference_table_config=inference_table,
+                rate_limits=current.rate_limits,
+                usage_tracking_config=current.usage_tracking_config,
+            )
+
+        if table is not None and table.enabled and _table_key(table)[:3] != _table_key(wanted)[:3]:
+            log.info("disabling the inference table %s before moving it", _table_key(table)[:3])
+            put(replace(table, enabled=False))
+        put(wanted)
+        return True
 
     # -- deploy ---------------------------------------------------------------------------------------------
     def deploy(self, ctx: Any = None, client: Any | None = None) -> DatabricksEndpoint:
@@ -179,8 +210,7 @@ class DatabricksDeployer:
                 traffic_config=traffic,
                 timeout=self.timeout,
             )
-            if _gateway_table(current) != _gateway_table_of(gateway):
-                api.put_ai_gateway(self.endpoint_name, inference_table_config=gateway.inference_table_config)
+            self.update_gateway(api, current.ai_gateway)
         ready = getattr(getattr(done.state, "ready", None), "value", "UNKNOWN") if done.state else "UNKNOWN"
         if ready != "READY":
             raise MarvelError(
@@ -199,10 +229,7 @@ class DatabricksDeployer:
         return endpoint
 
 
-def _gateway_table_of(gateway: Any) -> tuple[Any, ...]:
-    t = getattr(gateway, "inference_table_config", None)
-    return (t.catalog_name, t.schema_name, t.table_name_prefix, bool(t.enabled)) if t else ()
-
-
-def _gateway_table(endpoint: Any) -> tuple[Any, ...]:
-    return _gateway_table_of(getattr(endpoint, "ai_gateway", None))
+def _table_key(table: AiGatewayInferenceTableConfig | None) -> tuple[Any, ...]:
+    if table is None:
+        return (None, None, None, False)
+    return (table.catalog_name, table.schema_name, table.table_name_prefix, bool(table.enabled))
