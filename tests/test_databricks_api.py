@@ -201,6 +201,7 @@ def test_monitor_data_quality_create_update_refresh(workspace: tuple[Workspace, 
     monitor = DatabricksMonitor(catalog="mlops_dev", schema="marvel_characters", granularities=["30 minutes"])
     first = monitor.create_or_refresh(client)
     assert first == {"action": "created", "api": "data_quality", "status": "DATA_PROFILING_STATUS_PENDING"}
+
     def creates() -> list[dict[str, Any]]:
         return [b for m, p, b in ws.requests if m == "POST" and p == "/api/data-quality/v1/monitors"]
 
