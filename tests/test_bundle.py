@@ -1,5 +1,6 @@
-"""databricks.yml and the env configs: every job task runs an entry point that exists with overrides that
-compose, for every target; `dry_run` plans name the right Unity Catalog tables, models and endpoint."""
+"""databricks.yml and the env configs: the jobs parse with the `databricks-bundles` package, every task runs an
+entry point that exists with overrides that compose, for every target, on a serverless environment whose
+Python the wheel accepts; `dry_run` plans name the right Unity Catalog tables, models and endpoint."""
 
 from __future__ import annotations
 
@@ -7,23 +8,47 @@ import re
 import subprocess
 import sys
 import tomllib
+import warnings
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from databricks.bundles.jobs import Job
+from databricks.bundles.schemas import Schema
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
+from packaging.specifiers import SpecifierSet
 
 from marvel.core.config import CONFIG_DIR
+from marvel.core.engine import run
+from marvel.core.errors import MarvelError
 from marvel.core.plan import plan_lines
 from marvel.core.results import Promotion, RunResult, TrainResult
 from marvel.databricks.jobs import set_task_value
-from marvel.databricks.preflight import DatabricksPreflight
+from marvel.databricks.preflight import SERVERLESS_PYTHON, DatabricksPreflight
 
 REPO = Path(__file__).resolve().parents[1]
 TARGETS = ["dev", "acc", "prd"]
+# Serverless environment version -> Python, from the Databricks docs ("Serverless environment versions").
+DOCS_ENVIRONMENT_PYTHON = {"1": "3.10", "2": "3.11", "3": "3.12", "4": "3.12"}
+# workspace fields the CLI reads to authenticate: it does not interpolate variables in them
+AUTH_FIELDS = {
+    "host",
+    "profile",
+    "auth_type",
+    "client_id",
+    "azure_client_id",
+    "azure_tenant_id",
+    "azure_environment",
+    "azure_login_app_id",
+    "azure_workspace_resource_id",
+    "google_service_account",
+    "metadata_service_url",
+    "account_id",
+}
 
 
 def _bundle() -> dict[str, Any]:
@@ -39,9 +64,18 @@ def _tasks() -> list[tuple[str, dict[str, Any]]]:
 
 
 def _substitute(param: str, target: str) -> str:
-    """What Databricks passes at run time: bundle variables and job parameters filled in."""
+    """What Databricks passes at run time: bundle variables, resource references and task values filled in."""
+    bundle = _bundle()
+    variables = {k: v.get("default") for k, v in bundle["variables"].items()}
+    variables.update(bundle["targets"][target].get("variables") or {})
+    for key, value in variables.items():
+        param = param.replace("${var." + key + "}", str(value))
+    schema = bundle["resources"]["schemas"]["marvel_characters"]
+    param = param.replace("${resources.schemas.marvel_characters.name}", schema["name"])
+    param = param.replace("${resources.schemas.marvel_characters.catalog_name}", schema["catalog_name"])
     param = param.replace("${bundle.target}", target)
     param = param.replace("${bundle.git.commit}", "0123abc").replace("${bundle.git.branch}", "main")
+    param = param.replace("{{tasks.train_model.values.model_version}}", "7")
     return param.replace("{{job.run_id}}", "987654")
 
 
@@ -56,8 +90,59 @@ def test_targets_and_artifact() -> None:
     assert bundle["targets"]["dev"].get("default") is True
     assert bundle["targets"]["prd"]["mode"] == "production"
     assert "uv build" in bundle["artifacts"]["default"]["build"]
+    assert bundle["artifacts"]["default"]["dynamic_version"] is True  # never a stale wheel
     for target in TARGETS:  # every target has an env config of the same name
         assert (REPO / "conf" / "env" / f"{target}.yaml").is_file()
+
+
+def test_no_interpolation_in_auth_fields() -> None:
+    """`-p`/DATABRICKS_CONFIG_PROFILE choose the credentials; the CLI does not interpolate auth fields."""
+    bundle = _bundle()
+    blocks = [bundle.get("workspace") or {}] + [t.get("workspace") or {} for t in bundle["targets"].values()]
+    for block in blocks:
+        for key, value in block.items():
+            if key in AUTH_FIELDS:
+                assert "${" not in str(value), (key, value)
+    assert "profile" not in yaml.safe_dump(bundle).split("variables:")[1].split("artifacts:")[0]
+
+
+def test_jobs_and_schema_parse_with_databricks_bundles() -> None:
+    """The `databricks-bundles` package's own models read every job and the schema, without a warning."""
+    resources = _bundle()["resources"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        jobs = {name: Job.from_dict(spec) for name, spec in resources["jobs"].items()}
+        schema = Schema.from_dict(resources["schemas"]["marvel_characters"])
+    assert set(jobs) == {"deployment", "monitoring"}
+    assert schema.catalog_name == "mlops_${bundle.target}"
+    assert schema.name == "marvel_characters"
+    with pytest.raises(ValueError, match="Unexpected field"):  # the parser is strict: this test means it
+        Job.from_dict({**resources["jobs"]["monitoring"], "environment": []})
+
+
+def test_serverless_environments_run_the_wheels_python() -> None:
+    """Every job environment is a serverless version whose Python the wheel's requires-python accepts."""
+    assert SERVERLESS_PYTHON == DOCS_ENVIRONMENT_PYTHON
+    requires = SpecifierSet(
+        tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
+    )
+    assert not requires.contains("3.11.0"), "environment 2 (Python 3.11) must stay refused by this test"
+    for name, spec in _bundle()["resources"]["jobs"].items():
+        for env in spec["environments"]:
+            assert "client" not in env["spec"], name  # deprecated; "2" was Python 3.11
+            python = DOCS_ENVIRONMENT_PYTHON[str(env["spec"]["environment_version"])]
+            assert requires.contains(f"{python}.0"), (name, env)
+            assert env["spec"]["dependencies"] == ["../dist/*.whl"]
+    assert str(_compose(["+env=prd"]).env.preflight.environment_version) == "4"
+
+
+def test_schema_is_declared_and_used_by_every_task() -> None:
+    schema = _bundle()["resources"]["schemas"]["marvel_characters"]
+    assert schema["catalog_name"] == "mlops_${bundle.target}"
+    for job, task in _tasks():
+        if "python_wheel_task" in task:
+            params = task["python_wheel_task"]["parameters"]
+            assert "env.schema=${resources.schemas.marvel_characters.name}" in params, (job, task["task_key"])
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -95,6 +180,20 @@ def test_deployment_job_flow() -> None:
         "train_model": ["stages=[train]"],
         "deploy_model": ["stages=[deploy]"],
     }
+    # the real data from a Unity Catalog Volume, never the synthetic default
+    pre = tasks["preprocessing"]["python_wheel_task"]["parameters"]
+    assert "data=kaggle" in pre
+    assert "data.path=${var.raw_data}" in pre
+    for target in TARGETS:
+        path = _bundle()["targets"][target]["variables"]["raw_data"]
+        assert path.startswith(f"/Volumes/mlops_{target}/"), target
+        assert (
+            _compose([_substitute(p, target) for p in pre]).data._target_ == "marvel.data.kaggle.KaggleSource"
+        )
+    # deploy serves the version train_model promoted
+    deploy = tasks["deploy_model"]["python_wheel_task"]["parameters"]
+    assert "deploy.variants.0.version={{tasks.train_model.values.model_version}}" in deploy
+    assert _compose([_substitute(p, "prd") for p in deploy]).deploy.variants[0].version == 7
     cond = tasks["model_updated"]["condition_task"]
     # the value DatabricksPreflight.finish sets from the train stage's promotion verdict
     assert cond == {"op": "EQUAL_TO", "left": "{{tasks.train_model.values.model_updated}}", "right": "1"}
@@ -102,14 +201,17 @@ def test_deployment_job_flow() -> None:
     assert tasks["train_model"]["depends_on"] == [{"task_key": "preprocessing"}]
 
 
-def test_monitoring_schedule() -> None:
-    job = _bundle()["resources"]["jobs"]["monitoring"]
-    schedule = job["schedule"]
-    assert schedule["quartz_cron_expression"] == "0 0 6 ? * MON"
-    assert schedule["timezone_id"] == "Europe/Amsterdam"
-    assert _bundle()["variables"]["monitoring_pause_status"]["default"] == "PAUSED"
-    assert schedule["pause_status"] == "${var.monitoring_pause_status}"
-    (task,) = job["tasks"]
+def test_weekly_schedules_paused_outside_prd() -> None:
+    bundle = _bundle()
+    for name in ("deployment", "monitoring"):
+        schedule = bundle["resources"]["jobs"][name]["schedule"]
+        assert schedule["quartz_cron_expression"] == "0 0 6 ? * MON", name
+        assert schedule["timezone_id"] == "Europe/Amsterdam"
+        assert schedule["pause_status"] == "${var.schedule_pause_status}"
+    assert bundle["variables"]["schedule_pause_status"]["default"] == "PAUSED"
+    paused = {t: (bundle["targets"][t].get("variables") or {}).get("schedule_pause_status") for t in TARGETS}
+    assert paused == {"dev": None, "acc": None, "prd": "UNPAUSED"}
+    (task,) = bundle["resources"]["jobs"]["monitoring"]["tasks"]
     assert "stages=[monitor]" in task["python_wheel_task"]["parameters"]
 
 
@@ -131,11 +233,35 @@ def test_dry_run_plan_per_env(target: str) -> None:
     assert "/lake/" not in text, "no local path may appear in a Databricks plan"
 
 
+@pytest.mark.parametrize("target", TARGETS)
+def test_dry_run_shows_schema_creation_and_environment(
+    target: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(_compose([f"paths.root={tmp_path}", f"+env={target}", "dry_run=true"]))
+    out = capsys.readouterr().out
+    assert f"CREATE SCHEMA IF NOT EXISTS mlops_{target}.marvel_characters" in out
+    assert "serverless environment 4 (Python 3.12)" in out
+
+
+def test_an_environment_version_the_wheel_refuses_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(MarvelError, match="use environment_version 3 or 4"):
+        run(
+            _compose(
+                [f"paths.root={tmp_path}", "+env=prd", "env.preflight.environment_version=2", "dry_run=true"]
+            )
+        )
+
+
+def test_an_empty_data_path_says_which_variable(run_marvel: Callable[..., RunResult]) -> None:
+    with pytest.raises(MarvelError, match="bundle variable raw_data"):
+        run_marvel("data=kaggle", "data.path=", fast=False)
+
+
 def test_dry_run_plan_spark_and_local(tmp_path: Path) -> None:
     spark = "\n".join(plan_lines(_compose([f"paths.root={tmp_path}", "+env=spark"])))
     assert f"{tmp_path}/spark-warehouse/train_set" in spark
     assert "SparkCompute" in spark
-    assert "(parquet)" in spark
+    assert "(delta)" in spark
     local = "\n".join(plan_lines(_compose([f"paths.root={tmp_path}"])))
     assert f"{tmp_path}/lake/train_set" in local
     assert "PandasCompute" in local
@@ -169,6 +295,29 @@ def test_prd_without_credentials_is_one_line(tmp_path: Path) -> None:
     )
     assert dry.returncode == 0
     assert "mlops_prd.marvel_characters.train_set" in dry.stdout
+
+
+def test_a_laptop_run_says_what_it_needs(tmp_path: Path) -> None:
+    """+env=dev on a laptop: credentials are there, Spark is not: one line says what a run needs."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "MARVEL_HOME": str(tmp_path),
+        "DATABRICKS_HOST": "https://127.0.0.1:9",  # never contacted: the check comes first
+        "DATABRICKS_TOKEN": "x",
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "marvel", "+env=dev", "stages=[process,train]"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode != 0
+    (line,) = out.stderr.strip().splitlines()
+    assert "databricks bundle run -t dev deployment" in line
+    assert "pip install databricks-connect" in line
+    assert "marvel wheel installed on that cluster" in line
 
 
 def test_finish_sets_no_task_value_off_databricks(monkeypatch: pytest.MonkeyPatch) -> None:

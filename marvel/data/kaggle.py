@@ -20,7 +20,8 @@ class KaggleSource(DataSource):
     """Reads every cell as text, so nothing is reinterpreted before validation sees it."""
 
     def __init__(self, path: str) -> None:
-        self.path = Path(path).expanduser()
+        self.given = str(path or "").strip()
+        self.path = Path(self.given).expanduser()
         self.description = f"kaggle csv {self.path}"
 
     def fingerprint(self) -> str:
@@ -29,6 +30,11 @@ class KaggleSource(DataSource):
 
     def check(self) -> None:
         """The file exists, is readable, and its header has the Kaggle columns (only the header is read)."""
+        if not self.given:
+            raise MarvelError(
+                "data.path is empty: give the Kaggle CSV's path (in a Databricks job, set the bundle variable "
+                "raw_data to its Unity Catalog Volume path)"
+            )
         if not self.path.is_file():
             raise MarvelError(f"data file not found: {self.path}; {HOW_TO_GET}")
         try:
