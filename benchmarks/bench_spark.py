@@ -69,7 +69,7 @@ def main() -> None:
 
     spark = get_spark(
         {
-            "master": f"local[{args.cores}]",
+            "remote": f"local[{args.cores}]",  # Spark Connect, as serverless and databricks-connect
             "conf": {
                 "spark.sql.execution.arrow.pyspark.enabled": True,
                 "spark.ui.enabled": False,

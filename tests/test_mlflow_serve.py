@@ -71,6 +71,14 @@ def test_mlflow_models_serve_answers_like_the_pyfunc(run_marvel, marvel_home: Pa
         )
         assert got.json() == {"predictions": expected}
         assert len(expected["Survival prediction"]) == 2
+        # what the source platform's notebook sends: integers for Teams, Weight and the flags
+        ints = {**SOURCE_EXAMPLE, "Teams": 1, "Weight": 70, "Magic": 0, "Mutant": 0}
+        got = requests.post(
+            f"http://127.0.0.1:{port}/invocations", json={"dataframe_records": [ints]}, timeout=30
+        )
+        assert got.status_code == 200, got.text
+        model = mlflow.pyfunc.load_model("models:/marvel_character_model_custom@latest-model")
+        assert got.json() == {"predictions": model.predict(pd.DataFrame([ints]))}
     finally:
         server.terminate()
         server.wait(timeout=30)

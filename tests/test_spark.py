@@ -206,6 +206,19 @@ def test_spark_store_keeps_real_delta_tables(spark: Any, tmp_path: Path) -> None
     assert uc.dataset_source("train_set", 4).to_dict()["delta_table_name"] == uc.uri("train_set")
 
 
+def test_a_catalog_that_cannot_take_the_schema_is_one_line(spark: Any) -> None:
+    """CREATE SCHEMA IF NOT EXISTS before the first write; a catalog this Spark does not have (as a missing
+    catalog, or one you may not create schemas in) is one line saying what to do."""
+    from marvel.core.errors import MarvelError
+    from marvel.spark.store import SparkTableStore
+
+    store = SparkTableStore(catalog="mlops_prd", schema="marvel_characters", spark=SETTINGS)
+    with pytest.raises(MarvelError, match="cannot create schema mlops_prd.marvel_characters") as err:
+        store.write("raw", pd.DataFrame({"x": [1]}))
+    assert "ask a metastore admin" in str(err.value)
+    assert len(str(err.value).splitlines()) == 1
+
+
 def test_monitoring_rows_on_spark_equal_local_parsing(spark: Any, tmp_path: Path) -> None:
     """The Databricks monitor parses the inference table per batch with the local monitor's function; each
     record's model id is the one the served model reported in its answer."""
