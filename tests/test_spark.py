@@ -213,7 +213,7 @@ def test_a_catalog_that_cannot_take_the_schema_is_one_line(spark: Any) -> None:
     from marvel.spark.store import SparkTableStore
 
     store = SparkTableStore(catalog="mlops_prd", schema="marvel_characters", spark=SETTINGS)
-    with pytest.raises(MarvelError, match="cannot create schema mlops_prd.marvel_characters") as err:
+    with pytest.raises(MarvelError, match=r"cannot create schema mlops_prd\.marvel_characters") as err:
         store.write("raw", pd.DataFrame({"x": [1]}))
     assert "ask a metastore admin" in str(err.value)
     assert len(str(err.value).splitlines()) == 1

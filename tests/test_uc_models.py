@@ -3,6 +3,7 @@ schema that takes what the source platform's clients send, version tags, and not
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -91,3 +92,35 @@ def test_a_failed_registration_moves_no_alias(
     for name in (BASIC, CUSTOM):
         assert str(client.get_model_version_by_alias(name, "latest-model").version) == "1"
         assert str(client.get_model_version_by_alias(name, "challenger").version) == "1"
+
+
+def test_train_inputs_are_delta_table_versions(trained: Path) -> None:
+    """Lineage: the run's dataset inputs are the Delta tables it read, with their exact version (UC name on
+    Databricks, path here), and keep the table/version tags the monitor resolves baselines through."""
+    client = _use(trained)
+    (run,) = [
+        r
+        for r in client.search_runs(["0", *[e.experiment_id for e in client.search_experiments()]])
+        if r.inputs.dataset_inputs
+    ]
+    inputs = {i.dataset.name: i for i in run.inputs.dataset_inputs}
+    assert set(inputs) == {"train_set@v0", "test_set@v0"}
+    for name, item in inputs.items():
+        table = name.split("@")[0]
+        assert item.dataset.source_type == "delta_table"
+        assert json.loads(item.dataset.source) == {"path": str(trained / "lake" / table)}
+        tags = {t.key: t.value for t in item.tags}
+        assert (tags["table"], tags["version"]) == (table, "0")
+
+
+def test_the_train_stage_creates_the_schema_before_registering(
+    trained: Path, run_marvel: Callable[..., RunResult], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from marvel.core.tables import DeltaTableStore
+
+    order: list[str] = []
+    monkeypatch.setattr(DeltaTableStore, "ensure_schema", lambda self: order.append("schema"))
+    real = mlflow.register_model
+    monkeypatch.setattr(mlflow, "register_model", lambda *a, **kw: order.append("register") or real(*a, **kw))
+    run_marvel("stages=[train]")
+    assert order == ["schema", "register", "register"]
