@@ -102,11 +102,11 @@ def get_spark(settings: Mapping[str, Any] | None = None) -> Any:
             # pyspark.sql.functions then builds Connect columns, as under PySpark's own remote()
             os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"
             spark = ConnectSession.builder.remote(url).getOrCreate()
-    # runtime settings (time zone, Arrow) also apply to a session we did not create
+    # runtime settings (time zone, Arrow) apply to this session, also one we did not create; static or
+    # cluster-managed ones cannot change at run time (and are not tried: the server would log an error)
     for key, value in conf.items():
-        if key.startswith("spark.sql."):
-            # static or cluster-managed settings cannot change at run time; the cluster's then stand
-            with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception):
+            if key.startswith("spark.sql.") and spark.conf.isModifiable(key):
                 spark.conf.set(key, _text(value))
     _session = spark
     return spark

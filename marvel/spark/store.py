@@ -37,8 +37,9 @@ CDF_COLUMNS = ["_change_type", "_commit_version", "_commit_timestamp"]
 def arrow_table(df: pd.DataFrame) -> pa.Table:
     """A pandas frame as the Arrow table Spark would make of it: timestamps UTC (the session is UTC),
     categories as strings, all-missing columns as strings (Delta has no null type)."""
-    table = pa.Table.from_pandas(df, preserve_index=False)
-    return _delta_types(table)
+    df = df.copy(deep=False)
+    df.attrs = {}  # a frame from Spark Connect's toPandas carries plan metrics there, which Arrow cannot keep
+    return _delta_types(pa.Table.from_pandas(df, preserve_index=False))
 
 
 def _delta_types(table: pa.Table) -> pa.Table:
