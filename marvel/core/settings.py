@@ -140,7 +140,7 @@ class Env:
     model_basic: str
     model_custom: str
     experiment_custom: str | None = None
-    spark: dict[str, Any] | None = None  # SparkSession settings (master, app_name, conf)
+    spark: dict[str, Any] | None = None  # Spark Connect settings (remote, app_name, conf)
 
 
 @dataclass
