@@ -83,7 +83,7 @@ class DatabricksPreflight(Preflight):
         self,
         profile: str | None = "marvelous",
         available: bool = True,
-        environment_version: str | None = None,
+        environment_version: str | int | None = None,
     ) -> None:
         self.profile = profile
         self.available = available
