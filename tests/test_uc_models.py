@@ -88,7 +88,7 @@ def test_a_failed_registration_moves_no_alias(
 
     monkeypatch.setattr(mlflow, "register_model", refuse_custom)
     with pytest.raises(MarvelError, match="no alias moved"):
-        run_marvel("stages=[train]")
+        run_marvel("stages=[train]", "train.force=true")
     for name in (BASIC, CUSTOM):
         assert str(client.get_model_version_by_alias(name, "latest-model").version) == "1"
         assert str(client.get_model_version_by_alias(name, "challenger").version) == "1"
@@ -122,5 +122,5 @@ def test_the_train_stage_creates_the_schema_before_registering(
     monkeypatch.setattr(DeltaTableStore, "ensure_schema", lambda self: order.append("schema"))
     real = mlflow.register_model
     monkeypatch.setattr(mlflow, "register_model", lambda *a, **kw: order.append("register") or real(*a, **kw))
-    run_marvel("stages=[train]")
+    run_marvel("stages=[train]", "train.force=true")
     assert order == ["schema", "register", "register"]
