@@ -157,6 +157,15 @@ def test_bad_traffic_split_is_refused_before_any_call() -> None:
         _deployer([_variant("A", 1, 60), _variant("B", 2, 60)])
 
 
+def test_ab_of_one_version_twice_is_refused_before_any_call(
+    workspace: tuple[Workspace, WorkspaceClient],
+) -> None:
+    ws, client = workspace
+    with pytest.raises(MarvelError, match="A and B both serve"):
+        _deployer([_variant("A", 3, 50), _variant("B", 3, 50, alias="challenger")]).deploy(client=client)
+    assert ws.requests == [] or all(m == "GET" for m, _, _ in ws.requests)
+
+
 def test_gateway_keeps_its_settings_and_disables_the_table_before_moving_it(
     workspace: tuple[Workspace, WorkspaceClient],
 ) -> None:

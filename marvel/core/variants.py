@@ -33,6 +33,20 @@ class Variant:
         return v
 
 
+def check_distinct(variants: Iterable[Variant], versions: Mapping[str, str]) -> None:
+    """Two variants that resolve to the same model version are no A/B test: refuse it (`versions` maps a
+    variant's name to the version it resolved to)."""
+    seen: dict[tuple[str, str], str] = {}
+    for v in variants:
+        key = (v.model, str(versions[v.name]))
+        if key in seen:
+            raise MarvelError(
+                f"deploy.variants {seen[key]} and {v.name} both serve {v.model} v{key[1]}: an A/B test needs two "
+                "versions (train a challenger first, or pin deploy.variants.N.version)"
+            )
+        seen[key] = v.name
+
+
 def validate_variants(variants: Iterable[Mapping[str, Any] | Variant]) -> list[Variant]:
     """The variants of a deploy config, checked: at least one with traffic, unique names (they name the served
     entities), traffic percentages adding up to 100."""

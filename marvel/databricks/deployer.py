@@ -28,7 +28,7 @@ from databricks.sdk.service.serving import (
 
 from marvel.core.errors import MarvelError
 from marvel.core.registry import resolve_version
-from marvel.core.variants import Variant, validate_variants
+from marvel.core.variants import Variant, check_distinct, validate_variants
 from marvel.training.pyfunc import SERVED_MODEL_ENV
 
 log = logging.getLogger(__name__)
@@ -178,6 +178,7 @@ class DatabricksDeployer:
         (tests), else the SDK's default auth (env vars, profile, or the job's own identity) is used."""
         w = client or WorkspaceClient()
         versions = {v.name: self.resolve_version(v) for v in self.variants}
+        check_distinct(self.variants, versions)
         entities, traffic = self.endpoint_config(versions)
         gateway = self.ai_gateway()
         api = w.serving_endpoints
