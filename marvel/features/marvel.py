@@ -14,7 +14,7 @@ import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 
 from marvel.features.origins import family_flags
-from marvel.features.records import list_items, team_counts, to_records
+from marvel.features.records import Columns, columns, list_items, team_counts, to_records
 from marvel.features.seed import SeedProcessor
 
 _FAMILIES = ["earth_616", "earth_numbered", "earth_lettered", "named", "unknown"]
@@ -88,7 +88,7 @@ class MarvelProcessor(SeedProcessor):
         self.universe_freq_ = universe.value_counts(normalize=True).to_dict()
         yy = np.zeros(len(r)) if y is None else np.asarray(y, dtype=float)
         self.creator_rate_, self.prior_ = self._creator_table(list_items(r["Creators"].tolist()), yy)
-        self.feature_names_out_ = self.seed_columns_ + list(self._extra(r.head(1)))
+        self.feature_names_out_ = self.seed_columns_ + list(self._extra(columns(r.head(1))))
         return self
 
     def fit_transform(self, X: pd.DataFrame, y: object = None, **fit_params: object) -> pd.DataFrame:
@@ -119,17 +119,17 @@ class MarvelProcessor(SeedProcessor):
         return out
 
     # -- features -----------------------------------------------------------------------------------
-    def _extra(self, r: pd.DataFrame) -> dict[str, list | np.ndarray]:
-        origins = r["Origin"].tolist()
-        creators = list_items(r["Creators"].tolist())
-        universes = r["Universe"].tolist()
+    def _extra(self, r: Columns) -> dict[str, list | np.ndarray]:
+        origins = r["Origin"]
+        creators = list_items(r["Creators"])
+        universes = r["Universe"]
         out: dict[str, list | np.ndarray] = {
-            "n_teams": team_counts(r["Teams"].tolist()),
+            "n_teams": team_counts(r["Teams"]),
             "n_creators": [len(c) for c in creators],
-            "height_known": r["Height"].notna().to_numpy().astype("int64"),
-            "weight_known": r["Weight"].notna().to_numpy().astype("int64"),
-            "identity_known": [int(v is not None) for v in r["Identity"].tolist()],
-            "marital_known": [int(v is not None) for v in r["Marital_Status"].tolist()],
+            "height_known": (~np.isnan(r["Height"])).astype("int64"),
+            "weight_known": (~np.isnan(r["Weight"])).astype("int64"),
+            "identity_known": [int(v is not None) for v in r["Identity"]],
+            "marital_known": [int(v is not None) for v in r["Marital_Status"]],
             "origin_known": [int(o is not None) for o in origins],
             "universe_family": [_family(u) for u in universes],
             "universe_freq": np.array(
@@ -149,7 +149,5 @@ class MarvelProcessor(SeedProcessor):
             frame["universe_family"] = pd.Categorical(family, categories=_FAMILIES)
         return frame
 
-    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
-        r = to_records(X)
-        columns = {**self._transform_records(r), **self._extra(r)}
-        return self._frame(columns, r.index)[self.feature_names_out_]
+    def _features(self, r: Columns) -> dict[str, list | np.ndarray]:
+        return {**self._transform_records(r), **self._extra(r)}

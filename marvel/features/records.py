@@ -11,6 +11,8 @@ pandas' per-column overhead (not the arithmetic) is what costs, and on large fra
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,6 +20,10 @@ import pandas as pd
 from marvel.core.schemas import INPUT_COLUMNS, RAW_TO_INPUT
 
 NUMERIC_INPUTS = ("Height", "Weight")
+# character records as plain columns: text columns as lists of str | None, numeric ones as float64 arrays (NaN
+# when missing). The processors compute features from these, so a frame and a handful of dicts (the serving
+# fast path) go through the same code.
+Columns = dict[str, Any]
 
 
 def _text(v: object) -> str | None:
@@ -52,6 +58,42 @@ def to_records(X: pd.DataFrame) -> pd.DataFrame:
             values = [_text(v) for v in X[col].tolist()] if col in X.columns else [None] * n
             data[col] = np.array(values, dtype=object)
     return pd.DataFrame(data, index=X.index)
+
+
+def columns(records: pd.DataFrame) -> Columns:
+    """A `to_records` frame as plain columns."""
+    return {
+        col: records[col].to_numpy(dtype="float64") if col in NUMERIC_INPUTS else records[col].tolist()
+        for col in INPUT_COLUMNS
+    }
+
+
+def _number(v: object) -> float:
+    """One cell as `pd.to_numeric(errors="coerce")` makes it, without building a Series for plain numbers."""
+    if v is None:
+        return math.nan
+    if isinstance(v, float | int) and not isinstance(v, bool):
+        return float(v)
+    value = pd.to_numeric(pd.Series([v], dtype=object), errors="coerce").to_numpy(dtype="float64")[0]
+    return float(value)
+
+
+def record_columns(records: Sequence[Mapping[str, Any]]) -> Columns:
+    """`columns(to_records(pd.DataFrame(records)))` for plain dict records, without pandas (a served request is
+    one or a few records, where building frames costs more than the features). Records of one request share
+    their keys, as rows of a frame do."""
+    out: Columns = {}
+    for col in INPUT_COLUMNS:
+        kaggle = _INPUT_TO_RAW.get(col)
+        values = [r[col] if col in r else r.get(kaggle) if kaggle else None for r in records]
+        if col in NUMERIC_INPUTS:
+            out[col] = np.array([_number(v) for v in values], dtype="float64")
+        else:
+            out[col] = [_text(v) for v in values]
+    return out
+
+
+_INPUT_TO_RAW = {v: k for k, v in RAW_TO_INPUT.items() if k != v}
 
 
 def split_list(values: pd.Series) -> pd.Series:
