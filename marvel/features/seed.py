@@ -76,7 +76,7 @@ class SeedProcessor(TransformerMixin, BaseEstimator):
                 data[col] = np.asarray(values, dtype="int64")
         return pd.DataFrame(data, index=index)
 
-    def _known(self, col: str, values: list) -> list:
+    def _known(self, col: str, values: list | np.ndarray) -> list:
         """A categorical column's values over the training categories, unseen values as "Other"."""
         known = set(self.categories_[col])
         return [v if v in known else "Other" for v in values]
