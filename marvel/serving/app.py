@@ -1,8 +1,10 @@
 """What the endpoint does with a scoring request, without HTTP: validate, route, predict, answer, log.
 
-Every request that reaches a scoring route and passes auth ends as exactly one complete inference-table row
-(also the rejected ones, with their 400/413/500 status, as Databricks logs them); 401s and unknown routes
-are not model traffic and are not logged.
+Every request that reaches a scoring route and passes auth ends as exactly one complete inference-table row,
+whatever its fate (scored, refused with 400/408/413, 503 when the journal is full or the server is shutting
+down), as Databricks logs them; 401s, unknown routes and connections closed before a request was complete are
+not model traffic and are not logged. The row is queued for the journal here; the HTTP layer commits it
+(`commit`) before it sends the answer.
 """
 
 from __future__ import annotations
@@ -17,16 +19,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from marvel.serving.inference_log import InferenceLogWriter, make_row
+from marvel.serving.inference_log import InferenceLogWriter, JournalFull, make_row
 from marvel.serving.models import ServedModel
 from marvel.serving.routing import Router
-from marvel.serving.validation import RequestError, client_request_id, parse_request, records_frame
+from marvel.serving.validation import RequestError, client_request_id, parse_request
 
 log = logging.getLogger(__name__)
 
-REQUEST_TIME_HEADER = "X-Marvel-Request-Time"
-CLIENT_ID_HEADER = "X-Client-Request-Id"
+# header names as the HTTP layer passes them: lower case
+REQUEST_TIME_HEADER = "x-marvel-request-time"
+CLIENT_ID_HEADER = "x-client-request-id"
 VARIANT_HEADER = "X-Marvel-Variant"
+SERVED_MODEL_HEADER = (
+    "served-model-name"  # Databricks' header: the served entity (here: variant) that answered
+)
 # epoch ms between 2001 and 2286: anything else is a unit mistake (seconds, microseconds), not a time
 _MIN_MS, _MAX_MS = 10**12, 10**13
 
@@ -36,10 +42,15 @@ class Answer:
     status: int
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
+    seq: int = 0  # the journal sequence number of this request's row (0: none), committed before sending
 
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def error(status: int, code: str, message: str, **extra: Any) -> Answer:
+    return Answer(status, {"error_code": code, "message": message, **extra})
 
 
 class ServingApp:
@@ -68,34 +79,75 @@ class ServingApp:
         self._lock = threading.Lock()
 
     # -- one request --------------------------------------------------------------------------------------
-    def invoke(self, body: bytes, headers: Mapping[str, str]) -> Answer:
-        """Score one request body; always returns an answer and always logs exactly one row."""
-        started = time.perf_counter()
-        timestamp = now_ms()
+    def invoke(
+        self,
+        body: bytes,
+        headers: Mapping[str, str],
+        *,
+        started: float | None = None,
+        timestamp_ms: int | None = None,
+    ) -> Answer:
+        """Score one request body; always returns an answer and always queues exactly one row.
+
+        `headers` have lower-case names; `started` (perf_counter) and `timestamp_ms` say when the request
+        arrived, when the HTTP layer knows it before the body was read.
+        """
+        started = time.perf_counter() if started is None else started
+        timestamp = timestamp_ms or now_ms()
         request_id = str(uuid.uuid4())
         crid = headers.get(CLIENT_ID_HEADER)
         served: tuple[str | None, str | None, str | None] = (None, None, None)
+        keep_body = True
         try:
             timestamp = self._request_time(headers, timestamp)
-            parsed = parse_request(body, self.max_batch_records)
+            self.writer.check_room()
+            parsed = parse_request(body, self.max_batch_records, content_type=headers.get("content-type"))
             crid = parsed.client_request_id or crid
             rp = bool(parsed.params.get("return_probabilities", self.return_probabilities))
             answer, served = self._score(parsed.records, rp)
         except RequestError as exc:
             crid = _best_effort_client_id(body) or crid
             answer = Answer(exc.status, exc.body())
+        except JournalFull as exc:
+            # the row of a refusal is small: the body is not kept, so a long outage cannot fill the disk
+            keep_body = False
+            answer = error(503, "TEMPORARILY_UNAVAILABLE", f"the inference log is full, retry later ({exc})")
+            answer.headers["Retry-After"] = "5"
         except Exception as exc:  # a model failure answers 500 and is logged; the server keeps serving
             log.exception("scoring failed")
-            answer = Answer(500, {"error_code": "INTERNAL_ERROR", "message": f"{type(exc).__name__}: {exc}"})
+            answer = error(500, "INTERNAL_ERROR", f"{type(exc).__name__}: {exc}")
         answer.headers["x-request-id"] = request_id
-        self.record(
+        answer.seq = self.record(
             answer,
-            request=body.decode("utf-8", errors="replace"),
+            request=body.decode("utf-8", errors="replace") if keep_body else "",
             started=started,
             timestamp_ms=timestamp,
             request_id=request_id,
             client_request_id=crid,
             served=served,
+        )
+        return answer
+
+    def refuse(
+        self,
+        answer: Answer,
+        headers: Mapping[str, str],
+        *,
+        started: float,
+        timestamp_ms: int | None = None,
+        request: str = "",
+    ) -> Answer:
+        """A request the HTTP layer refuses before it has a body to score (413, 408, 503 on shutdown): answered
+        and logged like any other, with the body not kept."""
+        request_id = str(uuid.uuid4())
+        answer.headers["x-request-id"] = request_id
+        answer.seq = self.record(
+            answer,
+            request=request,
+            started=started,
+            timestamp_ms=timestamp_ms,
+            request_id=request_id,
+            client_request_id=headers.get(CLIENT_ID_HEADER),
         )
         return answer
 
@@ -109,11 +161,10 @@ class ServingApp:
         request_id: str | None = None,
         client_request_id: str | None = None,
         served: tuple[str | None, str | None, str | None] = (None, None, None),
-    ) -> None:
-        """Count the answer and queue its one inference-table row (also used for 413s the HTTP layer sends
-        before reading a body)."""
+    ) -> int:
+        """Count the answer and queue its one inference-table row; returns the row's journal sequence number."""
         name, version, variant = served
-        self.writer.submit(
+        seq = self.writer.append(
             make_row(
                 databricks_request_id=request_id,
                 client_request_id=client_request_id,
@@ -129,6 +180,11 @@ class ServingApp:
         )
         with self._lock:
             self.counts[answer.status] += 1
+        return seq
+
+    def commit(self, answer: Answer) -> None:
+        """Make the answer's row durable in the journal (before the answer is sent)."""
+        self.writer.commit(answer.seq)
 
     def _request_time(self, headers: Mapping[str, str], default: int) -> int:
         """Replayed/simulated traffic carries its own time, honoured only when the config allows it."""
@@ -143,8 +199,8 @@ class ServingApp:
             raise RequestError(
                 400,
                 "BAD_REQUEST",
-                f"{REQUEST_TIME_HEADER} must be epoch milliseconds, got {value[:40]!r}",
-                field=REQUEST_TIME_HEADER,
+                f"X-Marvel-Request-Time must be epoch milliseconds, got {value[:40]!r}",
+                field="X-Marvel-Request-Time",
             )
         return ms
 
@@ -152,13 +208,18 @@ class ServingApp:
         self, records: list[dict[str, Any]], return_probabilities: bool
     ) -> tuple[Answer, tuple[str | None, str | None, str | None]]:
         """Route each record, score each variant's records together, answer in the request's order."""
-        frame = records_frame(records)
         assigned = [self.router.route(r) for r in records]
-        used = [v for v in self.router.names if v in set(assigned)]  # config order
+        present = set(assigned)
+        used = [v for v in self.router.names if v in present]  # config order
         predictions: dict[str, list[Any]] = {}
         for variant in used:
-            rows = [i for i, a in enumerate(assigned) if a == variant]
-            out = self.models[variant].predict(frame.iloc[rows], return_probabilities)
+            if len(used) == 1:
+                rows = list(range(len(records)))
+                subset = records
+            else:
+                rows = [i for i, a in enumerate(assigned) if a == variant]
+                subset = [records[i] for i in rows]
+            out = self.models[variant].predict_records(subset, return_probabilities)
             for key, values in out.items():
                 column = predictions.setdefault(key, [None] * len(records))
                 for i, value in zip(rows, values, strict=True):
@@ -175,7 +236,7 @@ class ServingApp:
             ",".join(m.version for m in models),
             label,
         )
-        return Answer(200, body, {VARIANT_HEADER: label}), served
+        return Answer(200, body, {VARIANT_HEADER: label, SERVED_MODEL_HEADER: label}), served
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
@@ -185,6 +246,8 @@ class ServingApp:
                 "records_by_variant": dict(self.variant_records),
                 "rows_written": self.writer.written,
                 "rows_pending": self.writer.pending,
+                "rows_set_aside": self.writer.fallback,
+                "rows_recovered": self.writer.recovered,
             }
 
 

@@ -1,30 +1,48 @@
-"""The inference table (`custom_model_payload`): one `InferenceLog` row per scoring request.
+"""The inference table (`custom_model_payload`): one `InferenceLog` row per scoring request, nothing lost.
 
-Rows are written off the request path: handlers put a finished row on a queue and return; one background
-thread batches rows and appends them to the table store when `max_rows` are waiting or the oldest waiting
-row is `max_seconds` old, and on `close()`. A batch is validated with pandera before it is written. Nothing
-is dropped: a failed write is retried on the next flush, and whatever still cannot be written at close (or
-fails the schema, which would be a bug) goes to a JSON-lines file beside the run's outputs, with an error
-in the log.
+A request's row goes to this process's journal (`marvel.serving.journal`) before its answer is sent. A
+background mover reads the journal back and appends its rows to the table store in batches (when
+`max_rows` wait, when the oldest has waited `max_seconds`, on `flush()` and on `close()`), then records how
+far it got. On start it first moves what crashed processes left in their journals; `stages=[monitor]` does
+the same (`recover`). A batch is recorded as "being moved, table at version v" before it is written, so a
+crash between the table commit and the checkpoint is resolved by looking at what the table received since v:
+every row reaches the table exactly once (`databricks_request_id` is the key).
+
+A row the table cannot take never holds up the others: text Arrow refuses (lone surrogates) is repaired,
+oversize text is truncated with a marker, and a row that still fails the `InferenceLog` schema is set aside
+alone, with the reason, in ``<fallback_dir>/<table>.unwritten.jsonl``. A store that cannot be written (down,
+full) is retried with backoff while rows wait in the journal; the journal is bounded (`max_backlog_rows`),
+and a full one makes the endpoint answer 503 (`JournalFull`) rather than grow without limit.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import queue
+import re
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow
 
 from marvel.core.schemas import InferenceLog
 from marvel.core.tables import TableStore
+from marvel.serving.journal import (
+    Checkpoint,
+    Journal,
+    JournalFull,
+    orphans,
+    read_lines,
+    segment_name,
+    try_lock,
+    unlock,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +50,11 @@ COLUMNS: list[str] = list(InferenceLog.to_schema().columns)
 # text columns get an explicit string dtype: a batch where a nullable column is all None would otherwise be
 # typed `null` by Arrow, and the table created from it would refuse every later batch with text there
 TEXT_COLUMNS: list[str] = [n for n, c in InferenceLog.to_schema().columns.items() if str(c.dtype) == "str"]
+INT_COLUMNS = ("timestamp_ms", "status_code", "execution_duration_ms")
 MS_PER_DAY = 86_400_000
+MAX_TEXT_BYTES = 4 << 20  # a request/response cell longer than this is truncated, with a marker
+_SURROGATES = re.compile("[\ud800-\udfff]")
+__all__ = ["InferenceLogWriter", "JournalFull", "make_row", "recover"]
 
 
 def make_row(
@@ -41,7 +63,7 @@ def make_row(
     status_code: int,
     execution_duration_ms: int,
     request: str,
-    response: dict[str, Any],
+    response: dict[str, Any] | str,
     databricks_request_id: str | None = None,
     client_request_id: str | None = None,
     served_model_name: str | None = None,
@@ -58,24 +80,226 @@ def make_row(
         "status_code": int(status_code),
         "execution_duration_ms": max(0, int(execution_duration_ms)),
         "request": request,
-        "response": json.dumps(response, separators=(",", ":")),
+        "response": response if isinstance(response, str) else json.dumps(response, separators=(",", ":")),
         "served_model_name": served_model_name,
         "served_model_version": served_model_version,
         "variant": variant,
     }
 
 
-@dataclass
-class _Flush:
-    done: threading.Event = field(default_factory=threading.Event)
-    ok: bool = False
+# -- rows the table can take --------------------------------------------------------------------------
+def repair(row: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The row with text Arrow can store (lone surrogates -> U+FFFD, oversize text truncated with a marker),
+    and what was repaired."""
+    fixed = dict(row)
+    notes: list[str] = []
+    for col in TEXT_COLUMNS:
+        value = fixed.get(col)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            value = str(value)
+        if _SURROGATES.search(value):
+            value = _SURROGATES.sub("\ufffd", value)
+            notes.append(f"{col}: lone surrogates replaced")
+        size = len(value.encode("utf-8"))
+        if size > MAX_TEXT_BYTES:
+            value = value.encode("utf-8")[:MAX_TEXT_BYTES].decode("utf-8", "ignore")
+            value += f"...[truncated: {size} bytes]"
+            notes.append(f"{col}: truncated from {size} bytes")
+        fixed[col] = value
+    return fixed, notes
 
 
-_STOP = object()
+def frame_of(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    ts = pd.to_numeric(frame["timestamp_ms"], errors="coerce")
+    frame["date"] = pd.to_datetime(ts - ts % MS_PER_DAY, unit="ms")
+    return frame
+
+
+def to_table_frame(rows: list[dict[str, Any]]) -> tuple[pd.DataFrame, list[tuple[dict[str, Any], str]]]:
+    """Rows -> a frame the store can append (validated, Arrow-convertible), and the rows set aside with why."""
+    rows = [repair(r)[0] for r in rows]
+    aside: list[tuple[dict[str, Any], str]] = []
+    try:
+        frame = InferenceLog.validate(frame_of(rows), lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        cases = exc.failure_cases
+        bad: dict[int, str] = {}
+        for _, case in cases.iterrows():
+            if pd.notna(case["index"]):
+                bad.setdefault(
+                    int(case["index"]), f"{case['column']}: {case['check']} (got {case['failure_case']!r})"
+                )
+        if not bad:  # a failure not tied to a row: judge each row alone
+            bad = {i: reason for i, r in enumerate(rows) if (reason := _row_problem(r))}
+        aside = [(rows[i], f"InferenceLog schema: {reason}") for i, reason in sorted(bad.items())]
+        rows = [r for i, r in enumerate(rows) if i not in bad]
+        if not rows:
+            return frame_of([]), aside
+        frame = InferenceLog.validate(frame_of(rows))
+    frame = frame.astype(dict.fromkeys(TEXT_COLUMNS, "string"))
+    try:
+        pyarrow.Table.from_pandas(frame, preserve_index=False)
+    except (pyarrow.ArrowException, ValueError, TypeError, OverflowError):
+        keep = []
+        for r in rows:
+            if (reason := _row_problem(r)) is None:
+                keep.append(r)
+            else:
+                aside.append((r, reason))
+        frame = InferenceLog.validate(frame_of(keep)).astype(dict.fromkeys(TEXT_COLUMNS, "string"))
+    return frame, aside
+
+
+def _row_problem(row: dict[str, Any]) -> str | None:
+    """Why one row cannot be written on its own, or None."""
+    try:
+        frame = InferenceLog.validate(frame_of([row])).astype(dict.fromkeys(TEXT_COLUMNS, "string"))
+        pyarrow.Table.from_pandas(frame, preserve_index=False)
+    except pa.errors.SchemaError as exc:
+        return f"InferenceLog schema: {exc}".splitlines()[0]
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}".splitlines()[0]
+    return None
+
+
+def decode(line: bytes) -> dict[str, Any]:
+    try:
+        row = json.loads(line)
+    except ValueError as exc:  # a torn line cannot be committed (only whole lines are read); kept anyway
+        return {"databricks_request_id": None, "request": line.decode("utf-8", "replace"), "_error": str(exc)}
+    return row if isinstance(row, dict) else {"request": str(row), "_error": "not a JSON object"}
+
+
+# -- moving journal rows into the table -----------------------------------------------------------------
+class Mover:
+    """Moves journal segments into `store`'s table `table`, exactly once, setting aside what cannot go."""
+
+    def __init__(self, store: TableStore, table: str, fallback_path: Path, fsync: bool = False) -> None:
+        self.store = store
+        self.table = table
+        self.fallback_path = fallback_path
+        self.fsync = fsync
+        self.written = 0
+        self.set_aside = 0
+        self.commits = 0
+
+    def move(self, segment: Path, max_rows: int, limit: int | None = None) -> int:
+        """Move up to `limit` rows (None: all) of `segment` in batches of at most `max_rows`; returns the rows
+        moved. Raises when the store fails (nothing is lost: the checkpoint says what is left)."""
+        moved = 0
+        checkpoint = Checkpoint.read(segment)
+        if checkpoint.batch_end is not None:  # a move that may have committed before a crash
+            moved += self._resume(segment, checkpoint)
+            checkpoint = Checkpoint.read(segment)
+        while limit is None or moved < limit:
+            want = max_rows if limit is None else min(max_rows, limit - moved)
+            lines, ends = read_lines(segment, checkpoint.offset, want)
+            if not lines:
+                break
+            rows = [decode(line) for line in lines]
+            version = self.store.version(self.table)
+            Checkpoint(checkpoint.offset, ends[-1], version).write(segment, self.fsync)
+            self._write(rows)
+            checkpoint = Checkpoint(ends[-1])
+            checkpoint.write(segment, self.fsync)
+            moved += len(rows)
+        return moved
+
+    def _resume(self, segment: Path, checkpoint: Checkpoint) -> int:
+        """Finish a batch a crash interrupted: the rows the table did not receive since the version noted."""
+        assert checkpoint.batch_end is not None
+        size = checkpoint.batch_end - checkpoint.offset
+        lines, ends = read_lines(segment, checkpoint.offset, 1 << 30)
+        keep = [(line, end) for line, end in zip(lines, ends, strict=True) if end <= checkpoint.batch_end]
+        rows = [decode(line) for line, _ in keep]
+        since = -1 if checkpoint.table_version is None else int(checkpoint.table_version)
+        present: set[str] = set()
+        if self.store.exists(self.table):
+            changes = self.store.changes(self.table, since)
+            if "databricks_request_id" in changes:
+                present = set(changes["databricks_request_id"].dropna().astype(str))
+        todo = [r for r in rows if str(r.get("databricks_request_id")) not in present]
+        log.info(
+            "%s: resuming an interrupted move of %d rows (%d bytes); %d were already in the table",
+            segment.name,
+            len(rows),
+            size,
+            len(rows) - len(todo),
+        )
+        if todo:
+            self._write(todo)
+        Checkpoint(checkpoint.batch_end).write(segment, self.fsync)
+        return len(rows)  # every row of the batch is now in the table (or set aside)
+
+    def _write(self, rows: list[dict[str, Any]]) -> None:
+        frame, aside = to_table_frame(rows)
+        if aside:
+            self._set_aside(aside)
+        if len(frame):
+            self.store.write(self.table, frame, mode="append")
+            self.written += len(frame)
+            self.commits += 1
+
+    def _set_aside(self, rows: list[tuple[dict[str, Any], str]]) -> None:
+        self.fallback_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.fallback_path.open("a", encoding="utf-8") as fh:
+            for row, reason in rows:
+                fh.write(json.dumps({**row, "_reason": reason}, default=str) + "\n")
+        self.set_aside += len(rows)
+        log.error("%d inference log row(s) set aside in %s: %s", len(rows), self.fallback_path, rows[0][1])
+
+    def finish(self, segment: Path) -> bool:
+        """Delete a fully moved segment (and then its checkpoint); False when rows are left."""
+        checkpoint = Checkpoint.read(segment)
+        try:
+            size = segment.stat().st_size
+        except FileNotFoundError:
+            size = 0
+        if checkpoint.batch_end is not None or checkpoint.offset < size:
+            lines, _ = read_lines(segment, checkpoint.offset, 1)
+            if lines or checkpoint.batch_end is not None:
+                return False
+        segment.unlink(missing_ok=True)
+        Checkpoint.path(segment).unlink(missing_ok=True)
+        return True
+
+
+def recover(
+    store: TableStore,
+    table: str,
+    journal_dir: str | Path,
+    fallback_dir: str | Path | None = None,
+    live: set[str] | None = None,
+    max_rows: int = 5000,
+) -> int:
+    """Move every row that dead owners left in ``<journal_dir>/<table>`` into the table, exactly once; owners
+    still alive (holding their lock) are left alone. Returns the rows moved."""
+    directory = Path(journal_dir) / table
+    mover = Mover(store, table, Path(fallback_dir or directory) / f"{table}.unwritten.jsonl")
+    moved = 0
+    for owner, segments in orphans(directory, live or set()).items():
+        lock_path = directory / f"{owner}.lock"
+        fd = try_lock(lock_path)
+        if fd is None:
+            continue  # alive
+        try:
+            for segment in segments:
+                moved += mover.move(segment, max_rows)
+                mover.finish(segment)
+            if not any(directory.glob(f"{owner}-*")):
+                lock_path.unlink(missing_ok=True)
+        finally:
+            unlock(fd)
+    if moved:
+        log.warning("moved %d inference log rows left by a stopped server into %s", moved, table)
+    return moved
 
 
 class InferenceLogWriter:
-    """Buffered, validated appends of `InferenceLog` rows to `store`'s table `table`."""
+    """Journaled, batched, exactly-once appends of `InferenceLog` rows to `store`'s table `table`."""
 
     def __init__(
         self,
@@ -84,116 +308,206 @@ class InferenceLogWriter:
         max_rows: int = 500,
         max_seconds: float = 5.0,
         fallback_dir: str | Path | None = None,
+        journal_dir: str | Path | None = None,
+        fsync: bool = False,
+        max_backlog_rows: int = 100_000,
+        segment_bytes: int = 64 << 20,
     ) -> None:
         self.store = store
         self.table = table
         self.max_rows = max(1, int(max_rows))
         self.max_seconds = max(0.0, float(max_seconds))
         self.fallback_path = Path(fallback_dir or ".") / f"{table}.unwritten.jsonl"
-        self.submitted = 0
-        self.written = 0
-        self.fallback = 0
+        self.journal_dir = Path(journal_dir) if journal_dir else Path(fallback_dir or ".") / "journal"
+        self.max_backlog_rows = max(1, int(max_backlog_rows))
+        self.journal = Journal(self.journal_dir / table, fsync=fsync, segment_bytes=segment_bytes)
+        self.mover = Mover(store, table, self.fallback_path, fsync=fsync)
+        self._late = 0  # rows submitted after close (written straight to the table)
+        self.recovered = 0
         self.flushes = 0
-        self._queue: queue.Queue[Any] = queue.Queue()
+        self._moved = 0  # rows of this journal moved or set aside
+        self._oldest: float | None = None  # monotonic time of the oldest row not yet moved
+        self._wake = threading.Event()
+        self._flush_lock = threading.Lock()
+        self._flush_requests: list[tuple[threading.Event, list[bool], int]] = []
+        self._closing = False
         self._closed = False
-        self._lock = threading.Lock()
+        self._full_logged = 0.0
         self._thread = threading.Thread(target=self._loop, name=f"inference-log-{table}", daemon=True)
         self._thread.start()
 
     # -- request side ---------------------------------------------------------------------------------
+    @property
+    def backlog(self) -> int:
+        """Rows in the journal, not yet in the table."""
+        return self.journal.appended - self._moved
+
+    def check_room(self) -> None:
+        """Raise `JournalFull` when the journal holds as many unmoved rows as it may."""
+        if self.backlog >= self.max_backlog_rows:
+            now = time.monotonic()
+            if now - self._full_logged > 10:
+                self._full_logged = now
+                log.error(
+                    "inference log backlog full (%d rows not yet in %s): answering 503 until the store catches up",
+                    self.backlog,
+                    self.table,
+                )
+            raise JournalFull(f"{self.backlog} inference log rows wait for the table store")
+
+    def append(self, row: dict[str, Any]) -> int:
+        """Queue a row for the journal; `commit(seq)` makes it durable. Returns its sequence number."""
+        if self._closed:
+            self._write_after_close(row)
+            return 0
+        row = {k: v for k, v in row.items() if k != "date"}  # derived from timestamp_ms when moved
+        seq = self.journal.append(row)
+        if self._oldest is None:
+            self._oldest = time.monotonic()
+        if self.backlog >= self.max_rows:
+            self._wake.set()
+        return seq
+
+    def commit(self, seq: int | None = None) -> None:
+        """Return once the row `seq` (default: every row) is in the journal."""
+        if seq != 0:
+            self.journal.commit(seq)
+
     def submit(self, row: dict[str, Any]) -> None:
-        with self._lock:
-            self.submitted += 1
-            if self._closed:
-                # a row after close cannot be queued; write it straight away rather than lose it
-                self._write([row], final=True)
-                return
-            self._queue.put(row)
+        """Append a row and commit it (what a request does before it is answered)."""
+        self.commit(self.append(row))
 
     def flush(self, timeout: float | None = 60.0) -> bool:
-        """Write everything submitted so far; True when it was written before `timeout`."""
+        """Move everything submitted so far into the table; True when done within `timeout`."""
         if self._closed:
             return True
-        marker = _Flush()
-        self._queue.put(marker)
-        return marker.done.wait(timeout) and marker.ok
+        self.journal.commit()
+        done, ok = threading.Event(), [False]
+        with self._flush_lock:
+            self._flush_requests.append((done, ok, self.journal.appended))
+        self._wake.set()
+        return done.wait(timeout) and ok[0]
 
     def close(self, timeout: float | None = 120.0) -> None:
-        """Flush and stop the writer thread (idempotent)."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            self._queue.put(_STOP)
+        """Move everything into the table and stop (idempotent). Rows that cannot be moved (the store is
+        down) stay in the journal, and the next server or `stages=[monitor]` moves them."""
+        if self._closing:
+            return
+        self._closing = True
+        self._wake.set()
         self._thread.join(timeout)
         if self._thread.is_alive():
-            log.error("inference log writer did not finish within %ss", timeout)
+            log.error("inference log mover did not finish within %ss; rows stay in the journal", timeout)
+        self._closed = True
+
+    @property
+    def submitted(self) -> int:
+        return self.journal.appended + self._late
+
+    @property
+    def written(self) -> int:
+        return self.mover.written
+
+    @property
+    def fallback(self) -> int:
+        return self.mover.set_aside
 
     @property
     def pending(self) -> int:
-        return self.submitted - self.written - self.fallback
+        return self.backlog
 
-    # -- writer thread --------------------------------------------------------------------------------
+    # -- mover thread -----------------------------------------------------------------------------------
     def _loop(self) -> None:
-        buffer: list[dict[str, Any]] = []
-        deadline = float("inf")  # when the oldest waiting row has waited max_seconds
-        failing = False  # the last write failed: retry on the clock only, not on every new row
-        while True:
-            wait = None if not buffer else max(0.0, deadline - time.monotonic())
-            try:
-                item = self._queue.get(timeout=wait)
-            except queue.Empty:
-                item = None
-            if item is _STOP:
-                self._write(buffer, final=True)
-                return
-            if isinstance(item, _Flush):
-                buffer = self._write(buffer)
-                failing = bool(buffer)
-                item.ok = not failing
-                item.done.set()
-            elif item is not None:
-                if not buffer:
-                    deadline = time.monotonic() + self.max_seconds
-                buffer.append(item)
-            full = len(buffer) >= self.max_rows and not failing
-            if buffer and (full or time.monotonic() >= deadline):
-                buffer = self._write(buffer)
-                failing = bool(buffer)
-                deadline = time.monotonic() + max(self.max_seconds, 1.0)
-
-    def _write(self, rows: list[dict[str, Any]], final: bool = False) -> list[dict[str, Any]]:
-        """Validate and append `rows`; return those still to be written (a failed write, retried later)."""
-        if not rows:
-            return []
-        frame = pd.DataFrame(rows, columns=COLUMNS)
         try:
-            frame = InferenceLog.validate(frame, lazy=True)
-        except pa.errors.SchemaErrors as exc:
-            bad = set(exc.failure_cases["index"].dropna().astype(int))
-            log.error("%d inference log rows fail the InferenceLog schema:\n%s", len(bad), exc.failure_cases)
-            self._to_fallback([r for i, r in enumerate(rows) if i in bad or not bad])
-            rows = [r for i, r in enumerate(rows) if bad and i not in bad]
-            if not rows:
-                return []
-            frame = InferenceLog.validate(pd.DataFrame(rows, columns=COLUMNS))
-        frame = frame.astype(dict.fromkeys(TEXT_COLUMNS, "string"))
-        try:
-            self.store.write(self.table, frame, mode="append")
+            self.recovered = recover(
+                self.store, self.table, self.journal_dir, self.fallback_path.parent, {self.journal.owner}
+            )
         except Exception:
-            log.exception("could not append %d rows to %s", len(rows), self.table)
-            if final:
-                self._to_fallback(rows)
-                return []
-            return rows
-        self.written += len(rows)
-        self.flushes += 1
-        return []
+            log.exception(
+                "could not recover leftover journal rows into %s (retried on the next start)", self.table
+            )
+        failures = 0
+        while True:
+            self._wake.wait(self._timeout(failures))
+            self._wake.clear()
+            closing = self._closing
+            with self._flush_lock:
+                requests, self._flush_requests = self._flush_requests, []
+            due = self._oldest is not None and time.monotonic() - self._oldest >= self.max_seconds
+            everything = closing or bool(requests) or due
+            try:
+                self._move(everything)
+                failures = 0
+                ok = True
+            except Exception:
+                failures += 1
+                ok = False
+                log.exception("could not append inference log rows to %s (attempt %d)", self.table, failures)
+            for done, result, target in requests:
+                result[0] = ok and self._moved >= target
+                done.set()
+            if closing:
+                self.journal.close()
+                try:
+                    if ok:
+                        self._move(True)
+                        for segment in self.journal.segments():
+                            self.mover.finish(segment)
+                except Exception:
+                    log.exception("inference log rows left in the journal %s", self.journal.directory)
+                if self.backlog:
+                    log.error(
+                        "%d inference log rows stay in %s: the next server or stages=[monitor] moves them",
+                        self.backlog,
+                        self.journal.directory,
+                    )
+                self.journal.release()  # whoever comes next may take over what is left
+                return
 
-    def _to_fallback(self, rows: list[dict[str, Any]]) -> None:
-        self.fallback_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.fallback_path.open("a", encoding="utf-8") as fh:
-            for row in rows:
-                fh.write(json.dumps(row, default=str) + "\n")
-        self.fallback += len(rows)
-        log.error("%d inference log rows kept in %s", len(rows), self.fallback_path)
+    def _timeout(self, failures: int) -> float | None:
+        if failures:  # the store failed: retry with backoff, up to 30 s apart
+            return min(30.0, max(self.max_seconds, 1.0) * 2 ** (failures - 1))
+        if self._oldest is None:
+            return 1.0
+        return max(0.0, self._oldest + self.max_seconds - time.monotonic())
+
+    def _move(self, everything: bool) -> None:
+        """Move full batches (or everything) from this journal's segments, oldest first."""
+        self.journal.commit()
+        backlog = self.backlog
+        want = backlog if everything else (backlog // self.max_rows) * self.max_rows
+        if want <= 0:
+            if backlog == 0:
+                self._oldest = None
+            return
+        segments = self.journal.segments()
+        for i, segment in enumerate(segments):
+            moved = self.mover.move(segment, max(self.max_rows, 5000) if everything else self.max_rows, want)
+            self._moved += moved
+            want -= moved
+            if i < len(segments) - 1 and segment.name != self._current_name():
+                self.mover.finish(segment)
+            if want <= 0:
+                break
+        self.flushes += 1
+        self._oldest = time.monotonic() if self.backlog > 0 else None
+
+    def _current_name(self) -> str:
+        return segment_name(self.journal.owner, self.journal.current_segment)
+
+    def _write_after_close(self, row: dict[str, Any]) -> None:
+        """A row after close cannot be journaled by this writer: write it straight away rather than lose it."""
+        self._late += 1
+        try:
+            self.mover._write([row])
+        except Exception:
+            log.exception("could not write a late inference log row")
+            self.mover._set_aside([(row, "written after the log was closed, and the store failed")])
+
+
+def iter_rows(journal_dir: str | Path, table: str) -> Iterator[dict[str, Any]]:
+    """Every row still in the journals of `table` (moved or not), for inspection and tests."""
+    for segments in orphans(Path(journal_dir) / table, set()).values():
+        for segment in segments:
+            lines, _ = read_lines(segment, 0, 1 << 30)
+            yield from (decode(line) for line in lines)

@@ -9,19 +9,22 @@ a check this module does not know is still enforced, by running the pandera sche
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import operator
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
 from marvel.core.schemas import RAW_TO_INPUT, CharacterRecord
-from marvel.features.records import to_records
+from marvel.features.records import team_counts, to_records
 
 FORMATS = ("dataframe_records", "dataframe_split", "instances", "inputs")
 # params a caller may send, with their type; anything else is a 400 (a typo must not be silently ignored)
@@ -29,6 +32,8 @@ PARAMS: dict[str, type] = {"return_probabilities": bool}
 TOP_LEVEL = (*FORMATS, "params", "client_request_id")
 MAX_CLIENT_REQUEST_ID = 256
 MAX_ERRORS = 20  # errors listed in one answer; the first is also at the top level
+CSV_TYPES = ("text/csv",)  # bodies read as MLflow's scoring server reads CSV; anything else is JSON
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class RequestError(Exception):
@@ -132,7 +137,10 @@ def _number(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected a number, got {json.dumps(value)}")
     if isinstance(value, int | float):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond float range
+            raise ValueError(f"must be a finite number, got an integer of {len(str(value))} digits") from None
     elif isinstance(value, str):
         try:
             number = float(value.strip())
@@ -148,6 +156,8 @@ def _number(value: Any) -> float:
 def _text(value: Any) -> str:
     """A string; a number is accepted and written as text (the seed sends ``"Teams": 1`` as well as "1")."""
     if isinstance(value, str):
+        if _SURROGATE.search(value):
+            raise ValueError("contains a lone surrogate (\\ud800-\\udfff), which is not text")
         return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"expected a string, got {type(value).__name__}")
@@ -176,6 +186,8 @@ def check_record(raw: Any, index: int, rules: RecordRules) -> tuple[dict[str, An
                 errors.append({"record": index, "field": rule.name, "message": "missing required field"})
             continue
         value = rec[rule.name]
+        if isinstance(value, float) and math.isnan(value) and rule.nullable:
+            value = None  # MLflow's clients send a missing value as NaN
         if value is None:
             if not rule.nullable:
                 errors.append({"record": index, "field": rule.name, "message": "must not be null"})
@@ -186,12 +198,29 @@ def check_record(raw: Any, index: int, rules: RecordRules) -> tuple[dict[str, An
         except ValueError as exc:
             errors.append({"record": index, "field": rule.name, "message": str(exc)})
             continue
-        for predicate, message in rule.checks:
+        for predicate, message in (*rule.checks, *_MODEL_CHECKS.get(rule.name, ())):
             if not predicate(value):
-                errors.append({"record": index, "field": rule.name, "message": f"{message}, got {value!r}"})
+                shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+                errors.append({"record": index, "field": rule.name, "message": f"{message}, got {shown}"})
                 break
         out[rule.name] = value
     return out, errors
+
+
+def _team_count_fits(value: Any) -> bool:
+    """Teams as the features read it: a digit string is a count, which must be a whole number the model can
+    hold (not "²", not 2^63 or more)."""
+    try:
+        np.asarray(team_counts([value]), dtype="int64")
+    except (ValueError, OverflowError):
+        return False
+    return True
+
+
+# checks beyond the contract: values the contract allows but the features cannot turn into numbers
+_MODEL_CHECKS: dict[str, tuple[tuple[Callable[[Any], bool], str], ...]] = {
+    "Teams": ((_team_count_fits, "a team count must be a whole number below 2^63"),),
+}
 
 
 # -- payloads ---------------------------------------------------------------------------------------------
@@ -220,6 +249,22 @@ def decode(body: bytes) -> Any:
         raise RequestError(400, "MALFORMED_REQUEST", f"body is not valid JSON: {exc}") from None
     except RecursionError:
         raise RequestError(400, "MALFORMED_REQUEST", "body is nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise RequestError(400, "MALFORMED_REQUEST", f"body is not usable JSON: {exc}"[:300]) from None
+
+
+def decode_csv(body: bytes) -> dict[str, Any]:
+    """A CSV body (header row, then records) as MLflow's scoring server reads it (pandas, types inferred),
+    as a `dataframe_records` payload; empty cells are missing values."""
+    try:
+        frame = pd.read_csv(io.StringIO(body.decode("utf-8")))
+    except UnicodeDecodeError as exc:
+        raise RequestError(400, "MALFORMED_REQUEST", f"body is not UTF-8: {exc.reason}") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise RequestError(400, "MALFORMED_REQUEST", f"body is not valid CSV: {message}") from None
+    frame = frame.astype(object).where(frame.notna(), None)
+    return {"dataframe_records": frame.to_dict(orient="records")}
 
 
 def _from_columns(columns: Mapping[str, Any], fmt: str) -> list[Any]:
@@ -293,20 +338,26 @@ def client_request_id(payload: Any) -> str | None:
     value = payload.get("client_request_id") if isinstance(payload, Mapping) else None
     if value is None:
         return None
-    if not isinstance(value, str) or len(value) > MAX_CLIENT_REQUEST_ID:
+    if not isinstance(value, str) or len(value) > MAX_CLIENT_REQUEST_ID or _SURROGATE.search(value):
         raise bad_request(
-            f"'client_request_id' must be a string of at most {MAX_CLIENT_REQUEST_ID} characters",
+            f"'client_request_id' must be text of at most {MAX_CLIENT_REQUEST_ID} characters",
             field="client_request_id",
         )
     return value
 
 
 def parse_request(
-    body: bytes, max_batch_records: int, model: type[pa.DataFrameModel] = CharacterRecord
+    body: bytes,
+    max_batch_records: int,
+    model: type[pa.DataFrameModel] = CharacterRecord,
+    content_type: str | None = None,
 ) -> ParsedRequest:
-    """Decode and validate a scoring request against `model`; raise `RequestError` (400/413) if it fails."""
+    """Decode and validate a scoring request against `model`; raise `RequestError` (400/413) if it fails.
+
+    The body is JSON unless `content_type` says CSV (``text/csv``)."""
     rules = compile_rules(model)
-    payload = decode(body)
+    kind = (content_type or "").split(";", 1)[0].strip().lower()
+    payload = decode_csv(body) if kind in CSV_TYPES else decode(body)
     _, raw = raw_records(payload)
     if not raw:
         raise bad_request("no records to score")
