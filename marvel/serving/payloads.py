@@ -19,7 +19,7 @@ PARAMS: dict[str, type] = {"return_probabilities": bool}
 TOP_LEVEL = (*FORMATS, "params", "client_request_id")
 MAX_CLIENT_REQUEST_ID = 256
 CSV_TYPES = ("text/csv",)  # bodies read as MLflow's scoring server reads CSV; anything else is JSON
-_SURROGATE = re.compile("[\ud800-\udfff]")
+SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class RequestError(Exception):
@@ -164,7 +164,7 @@ def client_request_id(payload: Any) -> str | None:
     value = payload.get("client_request_id") if isinstance(payload, Mapping) else None
     if value is None:
         return None
-    if not isinstance(value, str) or len(value) > MAX_CLIENT_REQUEST_ID or _SURROGATE.search(value):
+    if not isinstance(value, str) or len(value) > MAX_CLIENT_REQUEST_ID or SURROGATE.search(value):
         raise bad_request(
             f"'client_request_id' must be text of at most {MAX_CLIENT_REQUEST_ID} characters",
             field="client_request_id",

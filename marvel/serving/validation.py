@@ -24,8 +24,8 @@ import pandera.pandas as pa
 from marvel.core.schemas import RAW_TO_INPUT, CharacterRecord
 from marvel.features.records import team_counts, to_records
 from marvel.serving.payloads import (
-    _SURROGATE,
     CSV_TYPES,
+    SURROGATE,
     RequestError,
     bad_request,
     client_request_id,
@@ -122,7 +122,7 @@ def _number(value: Any) -> float:
 def _text(value: Any) -> str:
     """A string; a number is accepted and written as text (the seed sends ``"Teams": 1`` as well as "1")."""
     if isinstance(value, str):
-        if _SURROGATE.search(value):
+        if SURROGATE.search(value):
             raise ValueError("contains a lone surrogate (\\ud800-\\udfff), which is not text")
         return value
     if isinstance(value, bool) or not isinstance(value, int | float):

@@ -15,11 +15,13 @@ from hydra.utils import instantiate
 from marvel.core.context import RunContext
 from marvel.core.results import MonitorResult
 from marvel.monitoring.alerts import DriftAlert
+from marvel.serving.recovery import recover as recover_inference_log
 
 log = logging.getLogger(__name__)
 
 
 def run(ctx: RunContext) -> MonitorResult:
+    recover_inference_log(ctx)  # rows a crashed local server left in its journal reach the table first
     monitor = instantiate(ctx.cfg.monitor, _convert_="all")
     found: dict[str, Any] = dict(monitor.refresh(ctx))
     alerts = list(found.pop("alerts", []))
