@@ -4,36 +4,25 @@ HTTP, and the inference table read back from the Delta lake."""
 from __future__ import annotations
 
 import json
-import os
-import queue
-import re
-import signal
-import subprocess
-import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 import requests
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from omegaconf import DictConfig
+from serving_kit import ENDPOINT, CliServer, config, home_with_challenger, post, serve, table
 
 from marvel.core.compute import PandasCompute
-from marvel.core.config import CONFIG_DIR
 from marvel.core.context import RunContext
 from marvel.core.errors import MarvelError
 from marvel.core.schemas import INPUT_REQUIRED, MAX_HEIGHT_M
-from marvel.core.tables import DeltaTableStore
 from marvel.core.tracking import configure
 from marvel.core.variants import Variant
 from marvel.serving.client import Client, ServingError
@@ -41,8 +30,6 @@ from marvel.serving.deployer import LocalDeployer, LocalEndpoint
 from marvel.serving.examples import RAW_EXAMPLE, SOURCE_EXAMPLE
 from marvel.serving.routing import Router
 
-REPO = Path(__file__).resolve().parents[1]
-ENDPOINT = "marvel-character-model-serving"
 # the source platform's example request, verbatim, and a record with the Kaggle file's values
 EXAMPLE = {"dataframe_records": [SOURCE_EXAMPLE]}
 RAW = RAW_EXAMPLE
@@ -51,66 +38,11 @@ LABELS = {"alive", "dead"}
 
 # -- fixtures ----------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A MARVEL_HOME with a trained, registered model (v1, alias latest-model) and a second version of the
-    custom model at alias challenger, so the A/B variants are different versions."""
-    home = tmp_path_factory.mktemp("serving")
-    env = {**os.environ, "MARVEL_HOME": str(home)}
-    env.pop("MARVEL_SERVING_TOKEN", None)
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "marvel",
-            "data=synthetic",
-            "data.n_rows=2000",
-            "model.params.n_estimators=30",
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    from mlflow import MlflowClient
-
-    configure(config(home))
-    client = MlflowClient()
-    name = "marvel_character_model_custom"
-    v1 = client.get_model_version_by_alias(name, "latest-model")
-    v2 = client.create_model_version(name, source=v1.source, run_id=v1.run_id, tags=v1.tags)
-    client.set_registered_model_alias(name, "challenger", v2.version)
-    return home
-
-
-def config(home: Path, *overrides: str) -> DictConfig:
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose(
-            config_name="config",
-            overrides=[f"paths.root={home}", f"paths.outputs={home}/out", "deploy.port=0", *overrides],
-        )
-
-
-@contextmanager
-def serve(home: Path, *overrides: str) -> Iterator[LocalEndpoint]:
-    """A real endpoint from the real config (`deploy.block=false`), stopped (and flushed) afterwards."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("MARVEL_SERVING_TOKEN", raising=False)
-        cfg = config(home, "deploy.block=false", *overrides)
-        configure(cfg)
-        ctx = RunContext(
-            cfg=cfg,
-            store=instantiate(cfg.env.store),
-            tracker=None,
-            out_dir=home / "out",
-            compute=PandasCompute(),
-        )  # type: ignore[arg-type]
-        endpoint = instantiate(cfg.deploy, _convert_="all").deploy(ctx)
-    try:
-        yield endpoint
-    finally:
-        endpoint.stop()
+def home(trained_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A MARVEL_HOME with a trained, registered model (v1, alias latest-model: a copy of the session's trained
+    home) and a second version of the custom model at alias challenger, so the A/B variants are different
+    versions."""
+    return home_with_challenger(trained_home, tmp_path_factory.mktemp("serving") / "marvel_home")
 
 
 @pytest.fixture(scope="module")
@@ -123,17 +55,6 @@ def endpoint(home: Path) -> Iterator[LocalEndpoint]:
         "deploy.flush.max_seconds=0.2",
     ) as ep:
         yield ep
-
-
-def post(url: str, body: Any, headers: dict[str, str] | None = None) -> requests.Response:
-    data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return requests.post(
-        url, data=data, headers={"Content-Type": "application/json", **(headers or {})}, timeout=30
-    )
-
-
-def table(home: Path, name: str) -> pd.DataFrame:
-    return DeltaTableStore(home / "lake").read(name)
 
 
 # -- payload formats ---------------------------------------------------------------------------------------
@@ -492,58 +413,6 @@ def test_ab_endpoint_is_sticky_per_character_and_keeps_batch_order(home: Path) -
 
 
 # -- shutdown: nothing lost ------------------------------------------------------------------------------------
-class CliServer:
-    """`python -m marvel stages=[deploy] ...` in a subprocess, its output collected by a reader thread."""
-
-    def __init__(self, home: Path, *overrides: str) -> None:
-        env = {**os.environ, "MARVEL_HOME": str(home), "PYTHONUNBUFFERED": "1"}
-        env.pop("MARVEL_SERVING_TOKEN", None)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "marvel", "stages=[deploy]", "deploy.port=0", *overrides],
-            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-        self._lines: queue.Queue[str] = queue.Queue()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        self.output: list[str] = []
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:  # type: ignore[union-attr]
-            self._lines.put(line)
-
-    def wait_for_url(self, timeout: float = 120) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                self.output.append(self._lines.get(timeout=1))
-            except queue.Empty:
-                assert self.proc.poll() is None, self.text
-                continue
-            if m := re.search(r"serving \S+ at (http://\S+)", self.output[-1]):
-                return m.group(1)
-        raise AssertionError(f"no URL within {timeout}s:\n{self.text}")
-
-    def terminate(self, timeout: float = 120) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout=timeout)
-        self._reader.join(timeout=10)
-        while not self._lines.empty():
-            self.output.append(self._lines.get())
-        return code
-
-    @property
-    def text(self) -> str:
-        return "".join(self.output)
-
-    def __enter__(self) -> CliServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc.poll() is None:  # a failed test must not leave its server behind
-            self.proc.kill()
-            self.proc.wait(timeout=30)
-
-
 @pytest.mark.slow
 def test_sigterm_after_concurrent_requests_leaves_exactly_one_row_per_request(home: Path) -> None:
     n, replay_start = 48, 1_700_000_000_000

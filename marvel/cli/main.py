@@ -20,6 +20,7 @@ from marvel.cli.help import help_text
 from marvel.cli.keys import all_keys, group_keys
 from marvel.core.config import CONFIG_DIR
 from marvel.core.errors import MarvelError, exit_with, one_line
+from marvel.core.secrets import redact_hydra_output, redact_override, secret_values
 
 
 def _user_error(exc: BaseException) -> MarvelError | None:
@@ -45,13 +46,12 @@ def _app(cfg: DictConfig) -> float | None:
 
     try:
         hydra_cfg = HydraConfig.get()
-        tags = {"overrides": " ".join(hydra_cfg.overrides.task)}
-        results = run(
-            cfg,
-            out_dir=Path(hydra_cfg.runtime.output_dir),
-            extra_tags=tags,
-            overrides=list(hydra_cfg.overrides.task),
-        )
+        overrides = list(hydra_cfg.overrides.task)
+        if hydra_cfg.output_subdir is not None:  # Hydra wrote the config and overrides there, secrets and all
+            folder = Path(hydra_cfg.runtime.output_dir) / hydra_cfg.output_subdir
+            redact_hydra_output(folder, secret_values(cfg, overrides))
+        tags = {"overrides": " ".join(redact_override(o) for o in overrides)}
+        results = run(cfg, out_dir=Path(hydra_cfg.runtime.output_dir), extra_tags=tags, overrides=overrides)
     except Exception as exc:
         # exit here, inside the job: past this point Hydra would add its own "Error executing job" line
         found = _user_error(exc)

@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from marvel.core.config import CONFIG_DIR
 from marvel.core.errors import MarvelError
+from marvel.core.secrets import restore
 from marvel.core.tracking import configure
 
 
@@ -39,7 +40,7 @@ def replay_config(cfg: DictConfig, overrides: Sequence[str] = ()) -> DictConfig:
     """
     configure(cfg)
     run_id = str(cfg.replay)
-    replayed = logged_config(run_id)
+    replayed = restore(logged_config(run_id))  # secrets were redacted in the log: from the environment again
     applied = []
     for override in OverridesParser.create().parse_overrides(list(overrides)):
         key = override.key_or_group

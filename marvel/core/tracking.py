@@ -13,6 +13,7 @@ import mlflow
 from omegaconf import DictConfig, OmegaConf
 
 from marvel.core.cards import Card
+from marvel.core.secrets import redact, redact_config, scrub, secret_values
 
 log = logging.getLogger(__name__)
 
@@ -95,13 +96,14 @@ class Tracker:
         env = self.cfg.env
         exp = experiment_id(env.experiment_name, env.get("artifact_location"))
         parent = self.cfg.get("parent_run_id")
-        tags = {**run_tags(self.cfg), **self.extra_tags}
+        secrets = secret_values(self.cfg)  # no secret goes into a param, a tag or the logged config
+        tags = {k: scrub(v, secrets) for k, v in {**run_tags(self.cfg), **self.extra_tags}.items()}
         if parent:
             tags["mlflow.parentRunId"] = str(parent)
         self._run = mlflow.start_run(experiment_id=exp, run_name=self.cfg.get("run_name"), tags=tags)
         self.run_id = self._run.info.run_id
-        mlflow.log_params(flat_params(self.cfg))
-        mlflow.log_text(OmegaConf.to_yaml(self.cfg, resolve=True), "config.yaml")
+        mlflow.log_params({k: scrub(v, secrets) for k, v in redact(flat_params(self.cfg)).items()})
+        mlflow.log_text(scrub(OmegaConf.to_yaml(redact_config(self.cfg)), secrets), "config.yaml")
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
