@@ -40,15 +40,18 @@ def test_databricks_sdk_gets_and_queries_the_endpoint(
     w = WorkspaceClient(host=endpoint.url, token=TOKEN)
     got = w.serving_endpoints.get(ENDPOINT)
     assert got.name == ENDPOINT
-    assert got.state is not None and got.state.ready is not None
+    assert got.state is not None
+    assert got.state.ready is not None
     assert got.state.ready.value == "READY"
-    assert got.config is not None and got.config.served_entities is not None
+    assert got.config is not None
+    assert got.config.served_entities is not None
     entities = {e.name: (e.entity_name, e.entity_version) for e in got.config.served_entities}
     assert entities == {
         "A": ("marvel_character_model_custom", "1"),
         "B": ("marvel_character_model_custom", "2"),
     }
-    assert got.config.traffic_config is not None and got.config.traffic_config.routes is not None
+    assert got.config.traffic_config is not None
+    assert got.config.traffic_config.routes is not None
     assert {r.served_model_name: r.traffic_percentage for r in got.config.traffic_config.routes} == {
         "A": 50,
         "B": 50,
