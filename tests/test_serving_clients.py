@@ -70,7 +70,7 @@ def test_databricks_sdk_gets_and_queries_the_endpoint(
     assert logged.loc["sdk-query-1", "status_code"] == 200
 
     wrong = WorkspaceClient(host=endpoint.url, token="not-the-token")
-    with pytest.raises(Exception, match="(?i)unauth|bearer|401"):
+    with pytest.raises(Exception, match=r"(?i)unauth|bearer|401"):
         wrong.serving_endpoints.get(ENDPOINT)
 
 
