@@ -148,6 +148,7 @@ class Journal:
         self._size = 0
         self._fd: int | None = self._open(0)
         self.closed = False
+        self.writes = 0  # group commits: one write (and fsync) each, however many rows
 
     def _open(self, n: int) -> int:
         path = self.directory / segment_name(self.owner, n)
@@ -213,6 +214,7 @@ class Journal:
                     self._cond.notify_all()
                 self._size += len(data)
                 self._committed = upto
+                self.writes += 1
                 if self._size >= self.segment_bytes:
                     self._rotate()
 
