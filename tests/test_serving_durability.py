@@ -135,3 +135,47 @@ def test_a_poisonous_request_does_not_stop_the_rows_after_it(home: Path) -> None
     assert len(rows) == 22 == stats["requests"]
     assert {f"after-{i}" for i in range(20)} <= set(rows["client_request_id"].dropna())
     assert stats["rows_set_aside"] == 0
+
+
+def children(pid: int) -> list[int]:
+    """The worker processes of a server (not multiprocessing's resource tracker)."""
+    found = []
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+        except FileNotFoundError:
+            continue
+        if b"spawn_main" in cmdline:
+            found.append(int(child))
+    return found
+
+
+@pytest.mark.slow
+def test_workers_share_a_port_and_a_killed_worker_is_replaced_without_losing_rows(home: Path) -> None:
+    name = "payload_workers"
+    with CliServer(home, "deploy.workers=2", f"deploy.inference_table={name}", "deploy.flush.max_seconds=600",
+                   "deploy.flush.max_rows=1000000") as server:  # fmt: skip
+        url = f"{server.wait_for_url(timeout=300)}/serving-endpoints/{ENDPOINT}/invocations"
+        workers = children(server.proc.pid)
+        assert len(workers) == 2
+        stop = threading.Event()
+        result: list[list[tuple[int, str, str]]] = []
+        loader = threading.Thread(target=lambda: result.append(load(url, 8, stop)))
+        loader.start()
+        time.sleep(3)
+        import os
+        import signal
+
+        os.kill(workers[0], signal.SIGKILL)  # its journal holds every row it answered (no move yet)
+        time.sleep(3)
+        stop.set()
+        loader.join(60)
+        deadline = time.monotonic() + 300
+        while len(set(children(server.proc.pid)) - {workers[0]}) < 2 and time.monotonic() < deadline:
+            time.sleep(1)
+        after = post(url, {"dataframe_records": [RAW_EXAMPLE], "client_request_id": "after-the-kill"})
+        assert after.status_code == 200
+        assert server.terminate() == 0, server.text
+    answered = [*result[0], (200, after.headers["x-request-id"], "after-the-kill")]
+    assert len(answered) > 30
+    assert_all_answered_rows(home, name, answered)

@@ -34,7 +34,7 @@ from marvel.serving.app import ServingApp
 from marvel.serving.http import bind
 from marvel.serving.inference_log import InferenceLogWriter
 from marvel.serving.routing import Router
-from marvel.serving.runtime import Instance, Settings, brief, databricks_view
+from marvel.serving.runtime import Instance, Settings, SignalFlag, brief, databricks_view
 from marvel.serving.workers import WorkerPool
 
 log = logging.getLogger(__name__)
@@ -121,10 +121,10 @@ class LocalEndpoint:
             self.pool.stop()
         log.info("endpoint %s stopped: %s", self.name, self.stats())
 
-    def wait(self, stop: threading.Event | None = None) -> None:
+    def wait(self, stop: SignalFlag | None = None) -> None:
         """Block until `stop` is set (by SIGINT/SIGTERM, see `stop_on_signals`) or `stop()` is called from
         another thread, then stop."""
-        stop = stop or threading.Event()
+        stop = stop or SignalFlag()
         try:
             while not stop.is_set() and not self._stopped.is_set():
                 stop.wait(0.5)
@@ -135,16 +135,17 @@ class LocalEndpoint:
 
 
 @contextmanager
-def stop_on_signals() -> Iterator[threading.Event]:
-    """SIGINT/SIGTERM set the yielded event instead of killing the process, so the endpoint can flush.
+def stop_on_signals(*signals: signal.Signals) -> Iterator[SignalFlag]:
+    """SIGINT/SIGTERM (or `signals`) set the yielded flag instead of killing the process, so the endpoint
+    can stop cleanly.
 
     Installed before the server starts: a signal that arrives while the URL is being printed is not lost.
-    Only the main thread may install handlers; elsewhere the event is only set by `stop()`.
+    Only the main thread may install handlers; elsewhere the flag is only set by `stop()`.
     """
-    stop = threading.Event()
+    stop = SignalFlag()
     previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in signals or (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, lambda signum, frame: stop.set())
     try:
         yield stop

@@ -22,6 +22,29 @@ from marvel.serving.routing import Router
 from marvel.serving.server import Scoring, build_asgi
 
 
+class SignalFlag:
+    """Set from a signal handler, polled by the main thread.
+
+    Not a `threading.Event`: its `set()` takes a lock, and a handler runs on the main thread between two
+    bytecodes, possibly while that thread holds the same lock inside `wait()`: a deadlock.
+    """
+
+    def __init__(self) -> None:
+        self.flag = False
+
+    def set(self) -> None:
+        self.flag = True  # an assignment: safe in a handler
+
+    def is_set(self) -> bool:
+        return self.flag
+
+    def wait(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not self.flag and time.monotonic() < deadline:
+            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+        return self.flag
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything about serving that the deploy config says (plain values: they travel to worker processes)."""

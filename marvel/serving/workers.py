@@ -33,7 +33,7 @@ from marvel.core.context import RunContext
 from marvel.core.tracking import configure
 from marvel.serving.inference_log import recover
 from marvel.serving.models import ModelRef
-from marvel.serving.runtime import Instance, Settings, brief
+from marvel.serving.runtime import Instance, Settings, SignalFlag, brief
 
 log = logging.getLogger(__name__)
 STATS = "serving-workers"
@@ -89,7 +89,8 @@ def worker_main(spec: WorkerSpec, sock: socket.socket, ready: Any) -> None:
     mlflow.set_tracking_uri(spec.tracking_uri)
     mlflow.set_registry_uri(spec.registry_uri)
     logging.getLogger("mlflow").setLevel(logging.ERROR)
-    stop, flush = threading.Event(), threading.Event()
+    # flags, not threading.Events: a handler may not take a lock its own thread might hold
+    stop, flush = SignalFlag(), SignalFlag()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGUSR1, lambda *_: flush.set())
@@ -113,7 +114,7 @@ def worker_main(spec: WorkerSpec, sock: socket.socket, ready: Any) -> None:
     flushed_at = 0.0
     while not stop.wait(1.0 if not flush.is_set() else 0.0):
         if flush.is_set():
-            flush.clear()
+            flush.flag = False
             asked = time.time()
             if instance.writer.flush(60):
                 flushed_at = asked
