@@ -25,9 +25,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_mlflow_models_serve_answers_like_the_pyfunc(run_marvel, marvel_home: Path) -> None:
-    run_marvel()
-    uri = f"sqlite:///{marvel_home}/mlflow.db"
+def test_mlflow_models_serve_answers_like_the_pyfunc(trained: Path) -> None:
+    uri = f"sqlite:///{trained}/mlflow.db"
     port = _free_port()
     bin_dir = str(Path(sys.executable).parent)  # mlflow starts uvicorn from PATH
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}"}

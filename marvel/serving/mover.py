@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -214,6 +213,8 @@ class Mover:
                 return False
         segment.unlink(missing_ok=True)
         Checkpoint.path(segment).unlink(missing_ok=True)
+        done = Checkpoint.path(segment)
+        done.with_name(done.name + ".tmp").unlink(missing_ok=True)  # a checkpoint a crash cut short
         return True
 
 
@@ -246,11 +247,3 @@ def recover(
     if moved:
         log.warning("moved %d inference log rows left by a stopped server into %s", moved, table)
     return moved
-
-
-def iter_rows(journal_dir: str | Path, table: str) -> Iterator[dict[str, Any]]:
-    """Every row still in the journals of `table` (moved or not), for inspection and tests."""
-    for segments in orphans(Path(journal_dir) / table, set()).values():
-        for segment in segments:
-            lines, _ = read_lines(segment, 0, 1 << 30)
-            yield from (decode(line) for line in lines)

@@ -158,7 +158,6 @@ def databricks_view(
             }
         },
         "permission_level": "CAN_QUERY",
-        "task": "llm/v1/classification",
         "endpoint_url": f"{url}/serving-endpoints/{settings.endpoint_name}/invocations",
     }
 
