@@ -4,6 +4,7 @@ probabilities."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -135,3 +136,58 @@ def test_per_record_features_equal_frame_features_on_odd_records(
 def test_the_examples_score_the_same_either_way(fitted_processors: list[SeedProcessor]) -> None:
     for processor in fitted_processors:
         assert_same_features(processor, pd.DataFrame([RAW_EXAMPLE, SOURCE_EXAMPLE]))
+
+
+@pytest.fixture
+def registered(trained: Path) -> Path:
+    import mlflow
+
+    uri = f"sqlite:///{trained}/mlflow.db"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return trained
+
+
+@pytest.mark.parametrize("model", ["marvel_character_model_custom", "marvel_character_model_basic"])
+def test_the_fast_path_answers_exactly_as_the_registered_model(registered: Path, model: str) -> None:
+    """Both flavours, on the test set's rows (missing values, unseen categories), one at a time and batched."""
+    from marvel.core.schemas import INPUT_COLUMNS
+    from marvel.core.tables import DeltaTableStore
+    from marvel.core.variants import Variant
+    from marvel.serving import models
+    from marvel.serving.validation import parse_request
+
+    served = models.load(
+        models.resolve(Variant("A", model, "latest-model", None, 100)), fast_max_records=10**6
+    )
+    assert served.fast is not None
+    rows = DeltaTableStore(registered / "lake").read("test_set")[INPUT_COLUMNS].head(300)
+    rows = rows.astype(object).where(rows.notna(), None)
+    body = json.dumps({"dataframe_records": rows.to_dict(orient="records")}).encode()
+    records = parse_request(body, 1000).records
+    fast = served.predict_records(records, return_probabilities=True)
+    served.fast_max_records = 0
+    frame = served.predict_records(records, return_probabilities=True)  # the frame path, as before
+    assert fast == frame
+    served.fast_max_records = 1
+    assert [served.predict_records([r], True)["Probability alive"][0] for r in records[:40]] == frame[
+        "Probability alive"
+    ][:40]
+    assert served.fast.predict_proba(records).tolist() == list(
+        served.fast.predict_proba(records[:150]).tolist() + served.fast.predict_proba(records[150:]).tolist()
+    )
+
+
+def test_a_model_without_a_fast_path_is_served_by_the_frame_path(
+    synthetic: tuple[pd.DataFrame, np.ndarray],
+) -> None:
+    from sklearn.pipeline import Pipeline
+
+    from marvel.models.logistic import LogisticBaseline
+    from marvel.serving.fast import FastScorer
+
+    raw, y = synthetic
+    pipeline = Pipeline([("processor", SeedProcessor()), ("model", LogisticBaseline())]).fit(
+        raw.iloc[:2000], y[:2000]
+    )
+    assert FastScorer.build(pipeline) is None
