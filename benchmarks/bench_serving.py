@@ -79,12 +79,16 @@ def in_process(home: str, seconds: float) -> dict[str, list[float]]:
     records = parse_request(BODY, 1000).records
     served.model.predict(frame)
     served.predict_records(records)
+    batch = [dict(records[0], Id=f"c{i}", Height=1.0 + i / 1000) for i in range(100)]
+    batch_frame = to_records(pd.DataFrame(batch))
     return {
         "pyfunc.predict on a frame (MLflow's path)": timed(lambda: served.model.predict(frame), seconds / 2),
         "fast path: predict_records": timed(lambda: served.predict_records(records), seconds / 2),
         "fast path + request parsing/validation": timed(
             lambda: served.predict_records(parse_request(BODY, 1000).records), seconds / 2
         ),
+        "100 records: pyfunc.predict on a frame": timed(lambda: served.model.predict(batch_frame), seconds / 4),
+        "100 records: fast path": timed(lambda: served.predict_records(batch), seconds / 4),
     }
 
 
