@@ -87,7 +87,9 @@ def in_process(home: str, seconds: float) -> dict[str, list[float]]:
         "fast path + request parsing/validation": timed(
             lambda: served.predict_records(parse_request(BODY, 1000).records), seconds / 2
         ),
-        "100 records: pyfunc.predict on a frame": timed(lambda: served.model.predict(batch_frame), seconds / 4),
+        "100 records: pyfunc.predict on a frame": timed(
+            lambda: served.model.predict(batch_frame), seconds / 4
+        ),
         "100 records: fast path": timed(lambda: served.predict_records(batch), seconds / 4),
     }
 
