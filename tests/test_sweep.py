@@ -14,6 +14,7 @@ from marvel.core.tables import DeltaTableStore
 from marvel.training.selection import cross_validate
 
 pytestmark = pytest.mark.slow
+TOKEN = "sweep-s3cret-0451"
 
 
 def test_replay_reproduces_metrics_exactly(run_marvel) -> None:
@@ -80,10 +81,14 @@ def test_sweep_parent_children_summary_and_selection(cli, marvel_home: Path) -> 
         "cv.folds=3",
         "model.params.max_depth=1,3",
         "hydra.launcher.n_jobs=2",
+        f"deploy.token={TOKEN}",  # a secret given to a sweep is written nowhere
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "sweep summary, ranked by cross-validated roc_auc" in proc.stdout
+    assert TOKEN not in proc.stdout + proc.stderr
+    leaked = [p for p in marvel_home.rglob("*") if p.is_file() and TOKEN.encode() in p.read_bytes()]
+    assert leaked == []
     client = MlflowClient(tracking_uri=f"sqlite:///{marvel_home}/mlflow.db")
     exp = client.get_experiment_by_name("marvel-characters")
     parents = client.search_runs([exp.experiment_id], "tags.sweep = 'true'")

@@ -11,8 +11,10 @@ secret from the environment again (``MARVEL_SERVING_TOKEN``), never from a log.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -109,6 +111,24 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
+class LogFilter(logging.Filter):
+    """Scrubs secret values (from the command line's overrides and the environment) out of every log record
+    a handler writes; Hydra's logging config puts it on its handlers (conf/config.yaml), so the launcher's
+    "#0 : deploy.token=..." lines are clean too."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets = secret_values(None, sys.argv[1:])
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            message = record.getMessage()
+            clean = scrub(message, self.secrets)
+            if clean != message:
+                record.msg, record.args = clean, ()
+        return True
+
+
 def restore(cfg: DictConfig) -> DictConfig:
     """A logged (redacted) config made runnable: every `REDACTED` value becomes null (taken from the
     environment again where the code falls back to it)."""
@@ -129,9 +149,10 @@ def restore(cfg: DictConfig) -> DictConfig:
     return cfg
 
 
-def redact_hydra_output(folder: Path, secrets: Iterable[str]) -> None:
-    """Rewrite Hydra's record of a run (``.hydra/config.yaml``, ``hydra.yaml``, ``overrides.yaml``) without
-    secrets: secret keys and overrides redacted, and any secret value left in the text scrubbed."""
+def redact_hydra_output(folder: Path, secrets: Iterable[str], config_name: str = "config.yaml") -> None:
+    """Rewrite Hydra's record of a run (``.hydra/config.yaml``, ``hydra.yaml``, ``overrides.yaml``; a sweep's
+    ``multirun.yaml``) without secrets: secret keys and overrides redacted, and any secret value left in the
+    text scrubbed."""
     values = set(secrets)
     overrides = folder / "overrides.yaml"
     if overrides.is_file():
@@ -147,10 +168,15 @@ def redact_hydra_output(folder: Path, secrets: Iterable[str]) -> None:
                 loaded, "hydra.overrides.task", [redact_override(str(o)) for o in task], merge=False
             )
             OmegaConf.save(loaded, hydra)
-    config = folder / "config.yaml"
+    config = folder / config_name
     if config.is_file():
         loaded = OmegaConf.load(config)
         if isinstance(loaded, DictConfig):
+            task = OmegaConf.select(loaded, "hydra.overrides.task")
+            if isinstance(task, ListConfig):  # a multirun.yaml holds Hydra's node too
+                OmegaConf.update(
+                    loaded, "hydra.overrides.task", [redact_override(str(o)) for o in task], merge=False
+                )
             OmegaConf.save(redact_config(loaded, resolve=False), config)
     for path in (overrides, hydra, config):
         if path.is_file() and values:

@@ -26,6 +26,7 @@ from marvel.core.errors import MarvelError, exit_with, one_line
 from marvel.core.metrics import LOWER_IS_BETTER
 from marvel.core.replay import logged_config
 from marvel.core.results import RunResult, TrainResult
+from marvel.core.secrets import redact_hydra_output, redact_override, secret_values
 from marvel.core.tracking import configure, experiment_id, run_tags
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ def _job_config(cfg: DictConfig) -> DictConfig:
 class SweepCallback(Callback):
     def __init__(self) -> None:
         self.parent_run_id: str | None = None
+        self._secrets: set[str] = set()
         self._saved_env: dict[str, str | None] = {}
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -60,7 +62,13 @@ class SweepCallback(Callback):
         configure(cfg)
         client = MlflowClient()
         exp = experiment_id(cfg.env.experiment_name, cfg.env.get("artifact_location"))
-        tags = {**run_tags(cfg), "sweep": "true", "sweep_overrides": " ".join(config.hydra.overrides.task)}
+        overrides = list(config.hydra.overrides.task)
+        self._secrets = secret_values(cfg, overrides)
+        tags = {
+            **run_tags(cfg),
+            "sweep": "true",
+            "sweep_overrides": " ".join(redact_override(o) for o in overrides),
+        }
         run = client.create_run(exp, run_name=cfg.get("run_name") or "sweep", tags=tags)
         self.parent_run_id = run.info.run_id
         # a job that fails (or exits) can end the multirun before on_multirun_end: close what we opened anyway
@@ -101,6 +109,9 @@ class SweepCallback(Callback):
         configure(cfg)
         client = MlflowClient()
         out_dir = Path(config.hydra.sweep.dir)
+        # Hydra wrote the sweep's config and overrides into multirun.yaml, secrets and all
+        if (out_dir / "multirun.yaml").is_file():
+            redact_hydra_output(out_dir, self._secrets, config_name="multirun.yaml")
         status = "FINISHED"
         try:
             table = summary_table(client, self.parent_run_id, str(cfg.sweep.select_metric))
