@@ -345,6 +345,10 @@ def test_bad_deploy_config_fails_before_serving(home: Path) -> None:
     )  # type: ignore[arg-type]
     with pytest.raises(MarvelError, match="no-such-alias"):
         instantiate(cfg.deploy, _convert_="all").deploy(ctx)
+    # A and B on one version is no A/B test: refused before anything listens
+    same = config(home, "deploy=ab", "deploy.block=false", "deploy.variants.1.alias=latest-model")
+    with pytest.raises(MarvelError, match="A and B both serve marvel_character_model_custom v1"):
+        instantiate(same.deploy, _convert_="all").deploy(ctx)
 
 
 # -- A/B -----------------------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from marvel.core.catalog import INFERENCE_LOG
 from marvel.core.context import RunContext
 from marvel.core.errors import MarvelError
 from marvel.core.settings import Between
-from marvel.core.variants import Variant, validate_variants
+from marvel.core.variants import Variant, check_distinct, validate_variants
 from marvel.serving import models as model_loading
 from marvel.serving.app import ServingApp
 from marvel.serving.http import bind
@@ -266,6 +266,7 @@ class LocalDeployer:
     def _start(self, ctx: RunContext) -> LocalEndpoint:
         settings = self._settings(ctx)
         refs = {v.name: model_loading.resolve(v) for v in self.router.variants}
+        check_distinct(self.router.variants, {name: str(ref.version) for name, ref in refs.items()})
         if self.host not in LOOPBACK and not settings.token:
             log.warning("serving on %s without a token: anyone who can reach it can score", self.host)
         try:
