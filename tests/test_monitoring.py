@@ -1,52 +1,45 @@
-"""The local monitor on real Delta tables: parsing, incremental refresh, labels and quality, alerts, report."""
+"""The local monitor on real Delta tables and a real registered model: parsing, quarantine, incremental
+refresh, labels and quality, alerts, report."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
+from deltalake import DeltaTable
+from monitoring_helpers import STEP, T0, TABLES, ctx, monitor, scorer, table, use_registry
 from sklearn.metrics import accuracy_score, f1_score
 
 from marvel.core.schemas import InferenceLog
 from marvel.core.tables import DeltaTableStore
 from marvel.monitoring.alerts import DriftAlert
-from marvel.monitoring.monitor import LocalMonitor
-from marvel.monitoring.parse import payload_to_monitoring
-from marvel.monitoring.payload import inference_rows, raw_to_records, synthetic_stream, synthetic_train_set
+from marvel.monitoring.parse import payload_to_monitoring, split_payload
+from marvel.monitoring.payload import inference_rows, raw_to_records, synthetic_stream
 from marvel.monitoring.quality import cbpe, classification
-from marvel.monitoring.schemas import ALL_MODELS, TABLE_COLUMN, DriftMetrics, ModelMonitoring, ProfileMetrics
+from marvel.monitoring.schemas import ALL_MODELS, TABLE_COLUMN, ModelMonitoring
 
-T0 = pd.Timestamp("2025-03-01 00:00")
-STEP = pd.Timedelta(minutes=30)
-TABLES = ["model_monitoring", "model_monitoring_profile_metrics", "model_monitoring_drift_metrics"]
-
-
-@pytest.fixture(scope="module")
-def baseline() -> pd.DataFrame:
-    return synthetic_train_set(n=6000)
+METRICS = TABLES[1:3]
 
 
 @pytest.fixture
-def store(tmp_path: Path, baseline: pd.DataFrame) -> DeltaTableStore:
-    s = DeltaTableStore(tmp_path / "lake")
-    s.write("train_set", baseline)
-    return s
+def store(trained: Path) -> DeltaTableStore:
+    """The trained home's lake (train_set/test_set v0, model v1 in the registry), MLflow pointed at it."""
+    use_registry(trained)
+    return DeltaTableStore(trained / "lake")
 
 
-def ctx(store: DeltaTableStore, out: Path | None = None) -> SimpleNamespace:
-    return SimpleNamespace(store=store, out_dir=out)
+@pytest.fixture
+def answer(store: DeltaTableStore):
+    return scorer("1")
 
 
-def monitor(**kw) -> LocalMonitor:
-    from omegaconf import OmegaConf
-
-    cfg = OmegaConf.to_container(OmegaConf.load(Path(__file__).parents[1] / "conf/monitor/local.yaml"))
-    cfg.pop("_target_")
-    return LocalMonitor(**{**cfg, **kw})
+def stream(answer, windows: int, start: int = 0, per_window: int = 150, **kw):
+    return synthetic_stream(
+        windows, per_window, T0 + STEP * start, STEP, first_partition=start, scorer=answer, **kw
+    )
 
 
 # --------------------------------------------------------------------------------------------- parsing
@@ -88,6 +81,28 @@ def test_failed_requests_score_nothing_and_other_body_shapes_parse() -> None:
     assert rows.loc[1, "Height"] == 2.0  # Kaggle column names are renamed
 
 
+def test_requests_that_score_nothing_say_why() -> None:
+    rec = pd.DataFrame([{"Id": "x1", "Height": 1.8, "Universe": "Earth-616"}])
+    good = inference_rows(rec, np.array([0.9]), np.array([1_700_000_000_000]))
+    bad = {
+        "not-json": {"request": "{not json"},
+        "unknown-key": {"request": json.dumps({"dataframe_records": [{"Id": "y"}], "foo": 1})},
+        "no-predictions": {"response": json.dumps({"oops": []})},
+        "server-error": {"status_code": 500, "response": json.dumps({"error_code": "INTERNAL_ERROR"})},
+    }
+    frames = [good]
+    for rid, change in bad.items():
+        frames.append(good.assign(databricks_request_id=rid, **change))
+    rows, failed = split_payload(InferenceLog.validate(pd.concat(frames, ignore_index=True)))
+    assert rows["Id"].tolist() == ["x1"]
+    why = dict(zip(failed["databricks_request_id"], failed["reason"], strict=True))
+    assert set(why) == set(bad)
+    assert why["not-json"].startswith("request is not JSON")
+    assert "unknown key(s) ['foo']" in why["unknown-key"]
+    assert "no 'predictions'" in why["no-predictions"]
+    assert why["server-error"].startswith("status 500")
+
+
 def test_payload_without_marvel_model_columns_still_parses() -> None:
     payload, _ = synthetic_stream(1, 10, T0, STEP, batch_size=5)
     rows = payload_to_monitoring(
@@ -111,128 +126,181 @@ def test_ab_answers_give_each_record_its_variant_and_version() -> None:
 
 
 # --------------------------------------------------------------------------------------------- refresh
-def test_refresh_builds_the_tables_by_window(store: DeltaTableStore) -> None:
-    payload, _ = synthetic_stream(4, 150, T0, STEP)
+def test_refresh_builds_the_tables_by_window_against_the_models_own_baseline(store, answer) -> None:
+    payload, _ = stream(answer, 4)
     store.write("custom_model_payload", payload)
     res = monitor().refresh(ctx(store))
     assert res["rows_added"] == 600
     assert res["windows"] == 4
     assert res["rebuilt"]
     assert len(store.read("model_monitoring")) == 600
-    prof = ProfileMetrics.validate(store.read("model_monitoring_profile_metrics"))
-    table_rows = prof[(prof["column_name"] == TABLE_COLUMN) & (prof["model_id"] == ALL_MODELS)]
-    assert table_rows["count"].tolist() == [150] * 4
-    assert sorted(table_rows["window_start"]) == [T0 + STEP * i for i in range(4)]
+    prof = table(store, "model_monitoring_profile_metrics")
+    whole = prof[(prof["column_name"] == TABLE_COLUMN) & (prof["model_id"] == ALL_MODELS)]
+    assert whole["count"].tolist() == [150] * 4
+    assert sorted(whole["window.start"]) == [T0 + STEP * i for i in range(4)]
+    assert (whole["window.end"] - whole["window.start"] == STEP).all()
+    assert set(prof["log_type"]) == {"INPUT"}
     height = prof[prof["column_name"] == "Height"].iloc[0]
     assert height["count"] == 150
     assert 0 < height["num_nulls"] < 150
-    drift = DriftMetrics.validate(store.read("model_monitoring_drift_metrics"))
-    kinds = drift.groupby("drift_type")["window_start"].nunique().to_dict()
+    assert len(height["quantiles"]) == 7
+    drift = table(store, "model_monitoring_drift_metrics")
+    kinds = drift.groupby("drift_type")["window.start"].nunique().to_dict()
     assert kinds == {"BASELINE": 4, "CONSECUTIVE": 3}  # the first window has no previous window
-    # prediction/probability are not in train_set: consecutive drift only
-    assert set(drift[drift["column_name"] == "probability"]["drift_type"]) == {"CONSECUTIVE"}
+    base = drift[drift["drift_type"] == "BASELINE"]
+    # every monitored column has a baseline, the model's answers included: its answers on its test rows
+    assert set(base["column_name"]) == set(monitor().numeric) | set(monitor().categorical)
+    sources = base.groupby("column_name")["marvel_baseline"].first()
+    assert sources["Height"] == "train_set@v0"
+    assert sources["probability"] == sources["prediction"] == "test_set@v0 model answers"
+    assert base["window_cmp.start"].isna().all()
+    # the same model on the same kind of data: its answers do not drift
+    prob = base[base["column_name"] == "probability"]
+    assert (prob["ks_test.pvalue"] > 0.005).all()
+    assert "BASELINE drift" not in " ".join(res["notes"])
 
 
-def test_refresh_twice_changes_nothing(store: DeltaTableStore) -> None:
-    payload, _ = synthetic_stream(3, 100, T0, STEP)
+def test_refresh_twice_changes_nothing(store, answer) -> None:
+    payload, _ = stream(answer, 3, per_window=100)
     store.write("custom_model_payload", payload)
     mon = monitor()
     mon.refresh(ctx(store))
     names = [*TABLES, "model_monitoring_state"]
     before = {n: (store.version(n), store.read(n)) for n in names}
-    res = mon.refresh(ctx(store))
+    res = mon.refresh(ctx(store, store.root.parent / "out"))
     assert res["rows_added"] == 0
     assert res["windows_refreshed"] == 0
+    assert "card" not in res  # nothing changed: no report rebuilt
+    assert res["summary"].startswith("nothing new")
     for n in names:
         assert store.version(n) == before[n][0], f"{n} was written again"
         pd.testing.assert_frame_equal(store.read(n), before[n][1])
 
 
-def test_new_rows_only_change_their_windows(store: DeltaTableStore) -> None:
-    first, _ = synthetic_stream(3, 100, T0, STEP)
+def test_new_rows_only_change_their_windows(store, answer) -> None:
+    first, _ = stream(answer, 3, per_window=100)
     store.write("custom_model_payload", first)
     mon = monitor()
     mon.refresh(ctx(store))
-    old = {n: store.read(n) for n in TABLES[1:]}
-    later, _ = synthetic_stream(2, 100, T0 + STEP * 3, STEP, first_partition=3)
+    old = {n: table(store, n) for n in METRICS}
+    later, _ = stream(answer, 2, start=3, per_window=100)
     store.write("custom_model_payload", later, mode="append")
     res = mon.refresh(ctx(store))
     assert res["rows_added"] == 200  # only the new rows were read (change data feed)
+    assert res["windows_refreshed"] == 2
     assert len(store.read("model_monitoring")) == 500
     for name, before in old.items():
-        after = store.read(name)
-        kept = after[after["window_start"] < T0 + STEP * 3].reset_index(drop=True)
-        pd.testing.assert_frame_equal(kept, before.reset_index(drop=True))
-        assert after["window_start"].nunique() == 5
+        after = table(store, name)
+        kept = after[after["window.start"] < T0 + STEP * 3].reset_index(drop=True)
+        pd.testing.assert_frame_equal(kept, before)
+        assert after["window.start"].nunique() == 5
     # the first new window is compared with the last old one
-    drift = store.read("model_monitoring_drift_metrics")
-    cons = drift[(drift["drift_type"] == "CONSECUTIVE") & (drift["window_start"] == T0 + STEP * 3)]
-    assert (cons["window_cmp_start"] == T0 + STEP * 2).all()
+    drift = table(store, "model_monitoring_drift_metrics")
+    cons = drift[(drift["drift_type"] == "CONSECUTIVE") & (drift["window.start"] == T0 + STEP * 3)]
     assert len(cons) > 0
+    assert (cons["window_cmp.start"] == T0 + STEP * 2).all()
+    # merged per window: the MERGE is in the table's history
+    ops = [h["operation"] for h in DeltaTable(store.uri("model_monitoring_drift_metrics")).history()]
+    assert "MERGE" in ops
 
 
-def test_requests_seen_before_are_not_counted_twice(store: DeltaTableStore) -> None:
-    # a commit read twice (the table grew between reading its version and its change feed) adds nothing
-    payload, _ = synthetic_stream(2, 100, T0, STEP)
+def test_requests_seen_before_are_not_counted_twice(store, answer) -> None:
+    payload, _ = stream(answer, 2, per_window=100)
     store.write("custom_model_payload", payload)
     mon = monitor()
     mon.refresh(ctx(store))
-    store.write("custom_model_payload", payload.iloc[:2], mode="append")
+    store.write("custom_model_payload", payload.iloc[:2], mode="append")  # logged again (a replayed journal)
     res = mon.refresh(ctx(store))
     assert res["rows_added"] == 0
     assert len(store.read("model_monitoring")) == 200
 
 
-def test_incremental_equals_a_full_rebuild(store: DeltaTableStore, tmp_path: Path, baseline) -> None:
-    a, _ = synthetic_stream(2, 100, T0, STEP)
-    b, _ = synthetic_stream(2, 100, T0 + STEP * 2, STEP, first_partition=2)
+def test_incremental_equals_a_full_rebuild(store, answer, tmp_path: Path, trained: Path) -> None:
+    a, _ = stream(answer, 2, per_window=100)
+    b, _ = stream(answer, 2, start=2, per_window=100)
     store.write("custom_model_payload", a)
     monitor().refresh(ctx(store))
     store.write("custom_model_payload", b, mode="append")
     monitor().refresh(ctx(store))
     fresh = DeltaTableStore(tmp_path / "fresh")
-    fresh.write("train_set", baseline)
+    for name in ("train_set", "test_set"):
+        fresh.write(name, store.read(name, 0))
     fresh.write("custom_model_payload", pd.concat([a, b]))
     monitor().refresh(ctx(fresh))
-    for name in TABLES[1:]:
-        pd.testing.assert_frame_equal(store.read(name), fresh.read(name))
+    for name in METRICS:
+        ours, theirs = table(store, name), table(fresh, name)
+        # the monitoring table's version a row was computed at differs by construction
+        ours = ours.drop(columns=["logging_table_commit_version"], errors="ignore")
+        theirs = theirs.drop(columns=["logging_table_commit_version"], errors="ignore")
+        pd.testing.assert_frame_equal(ours, theirs)
 
 
 # --------------------------------------------------------------------------------------------- labels, quality
-def test_late_labels_add_quality_to_their_windows_only(store: DeltaTableStore) -> None:
-    payload, raw = synthetic_stream(3, 200, T0, STEP)
+def _labels(raw: pd.DataFrame, at: pd.Timestamp) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"Id": raw["PageID"], "label": (raw["Alive"] == "Alive").astype(int), "labelled_at": at}
+    )
+
+
+def test_late_labels_are_merged_into_their_windows_only(store, answer) -> None:
+    payload, raw = stream(answer, 3, per_window=200)
     store.write("custom_model_payload", payload)
     mon = monitor()
     mon.refresh(ctx(store))
-    prof = store.read("model_monitoring_profile_metrics")
+    prof = table(store, "model_monitoring_profile_metrics")
     t = prof[prof["column_name"] == TABLE_COLUMN]
     assert t["accuracy_score"].isna().all()  # no labels yet
-    assert t["estimated_accuracy_score"].between(0.5, 1).all()  # CBPE needs none
-    # labels arrive for the first window only
-    first = raw.iloc[:200]
-    store.write(
-        "labels",
-        pd.DataFrame(
-            {
-                "Id": first["PageID"],
-                "label": (first["Alive"] == "Alive").astype(int),
-                "labelled_at": T0 + STEP * 10,
-            }
-        ),
-    )
+    assert t["marvel_estimated_accuracy_score"].between(0.5, 1).all()  # CBPE needs none
+    before = table(store, "model_monitoring_profile_metrics")
+    store.write("labels", _labels(raw.iloc[:200], T0 + STEP * 10))  # the first window's labels arrive
     res = mon.refresh(ctx(store))
     assert res["rows_added"] == 0
-    assert res["windows_refreshed"] == 1
+    assert res["windows_refreshed"] == 2  # the window, and the next one's consecutive drift
+    assert "labels: 200 read, 200 applied" in res["summary"]
+    ops = [h["operation"] for h in DeltaTable(store.uri("model_monitoring")).history()]
+    assert ops[0] == "MERGE"  # applied with a MERGE, not a rewrite
     rows = store.read("model_monitoring")
     assert rows["label"].notna().sum() == 200
-    prof = store.read("model_monitoring_profile_metrics")
-    t = prof[prof["column_name"] == TABLE_COLUMN].set_index("window_start")
+    prof = table(store, "model_monitoring_profile_metrics")
+    t = prof[(prof["column_name"] == TABLE_COLUMN) & (prof["model_id"] == ALL_MODELS)]
+    t = t.set_index("window.start")
     w0 = rows[rows["label"].notna()]
     pred = (w0["prediction"] == "alive").astype(int)
     assert t.loc[T0, "accuracy_score"] == pytest.approx(accuracy_score(w0["label"], pred))
-    assert t.loc[T0, "f1_score"] == pytest.approx(f1_score(w0["label"], pred))
-    assert t.loc[T0, "labelled_count"] == 200
-    assert t.loc[T0 + STEP, "accuracy_score"] != t.loc[T0 + STEP, "accuracy_score"]  # still NaN
+    assert dict(t.loc[T0, "f1_score.one_vs_all"])["alive"] == pytest.approx(f1_score(w0["label"], pred))
+    assert t.loc[T0, "marvel_labelled_count"] == 200
+    cm = {(c["prediction"], c["label"]): c["count"] for c in t.loc[T0, "confusion_matrix"]}
+    assert sum(cm.values()) == 200
+    assert np.isnan(t.loc[T0 + STEP, "accuracy_score"])
+    untouched = prof[prof["window.start"] >= T0 + STEP].reset_index(drop=True)
+    untouched = untouched.drop(columns=["logging_table_commit_version"])
+    expected = before[before["window.start"] >= T0 + STEP].reset_index(drop=True)
+    pd.testing.assert_frame_equal(untouched, expected.drop(columns=["logging_table_commit_version"]))
+
+
+def test_duplicate_and_unknown_label_ids_are_counted_and_the_latest_wins(store, answer) -> None:
+    payload, raw = stream(answer, 1, per_window=100)
+    store.write("custom_model_payload", payload)
+    first = _labels(raw.iloc[:10], T0 + STEP)
+    store.write("labels", first)
+    mon = monitor()
+    mon.refresh(ctx(store))
+    corrected = first.iloc[:3].assign(label=1 - first["label"].iloc[:3], labelled_at=T0 + STEP * 2)
+    stranger = pd.DataFrame({"Id": ["nobody"], "label": [1], "labelled_at": [T0 + STEP * 2]})
+    bad = pd.DataFrame({"Id": ["x"], "label": [7], "labelled_at": [T0 + STEP * 2]})
+    store.write("labels", pd.concat([corrected, stranger, bad]), mode="append")
+    res = mon.refresh(ctx(store))
+    assert (
+        "labels: 5 read, 3 applied, 3 id(s) labelled more than once (latest wins), 1 for ids"
+        in res["summary"]
+    )
+    assert "1 label row(s) fail the Labels contract: quarantined" in res["notes"]
+    rows = store.read("model_monitoring").set_index("Id")
+    for _, c in corrected.iterrows():
+        assert rows.loc[c["Id"], "label"] == c["label"]
+    q = store.read("quarantine")
+    assert (q["table"] == "labels").sum() == 1
+    assert "label" in q.loc[q["table"] == "labels", "reason"].iloc[0]
 
 
 def test_cbpe_estimates_accuracy_of_a_calibrated_model() -> None:
@@ -242,22 +310,34 @@ def test_cbpe_estimates_accuracy_of_a_calibrated_model() -> None:
     pred = (p >= 0.5).astype(int)
     est = cbpe(pred, p)
     real = classification(y, pred, p)
-    assert est["estimated_accuracy_score"] == pytest.approx(real["accuracy_score"], abs=0.01)
-    assert est["estimated_f1_score"] == pytest.approx(real["f1_score"], abs=0.01)
+    assert est["marvel_estimated_accuracy_score"] == pytest.approx(real["accuracy_score"], abs=0.01)
+    assert est["marvel_estimated_f1_score"] == pytest.approx(real["f1_score.one_vs_all"]["alive"], abs=0.01)
+
+
+def test_quality_in_lakehouse_shapes_matches_scikit_learn() -> None:
+    from sklearn.metrics import precision_recall_fscore_support
+
+    rng = np.random.default_rng(8)
+    y, p = rng.integers(0, 2, 500), rng.random(500)
+    pred = (p > 0.4).astype(int)
+    out = classification(y, pred, p)
+    prec, rec, f1, support = precision_recall_fscore_support(y, pred, labels=[1, 0])
+    assert out["precision.one_vs_all"] == pytest.approx({"alive": prec[0], "dead": prec[1]})
+    assert out["recall.one_vs_all"] == pytest.approx({"alive": rec[0], "dead": rec[1]})
+    assert out["f1_score.macro"] == pytest.approx(f1.mean())
+    assert out["f1_score.weighted"] == pytest.approx(np.average(f1, weights=support))
+    assert out["false_positive_rate.one_vs_all"]["alive"] == pytest.approx(1 - rec[1])
 
 
 # --------------------------------------------------------------------------------------------- alerts, stage
-def test_alerts_name_the_drifted_columns_in_the_drifted_windows(
-    store: DeltaTableStore, tmp_path: Path
-) -> None:
-    clean, _ = synthetic_stream(4, 200, T0, STEP, seed=11)
-    drifted, _ = synthetic_stream(
+def test_alerts_name_the_drifted_columns_in_the_drifted_windows(store, answer, tmp_path: Path) -> None:
+    clean, _ = stream(answer, 4, per_window=200, seed=11)
+    drifted, _ = stream(
+        answer,
         4,
-        200,
-        T0 + STEP * 4,
-        STEP,
+        start=4,
+        per_window=200,
         seed=11,
-        first_partition=4,
         drift={"height_scale": 1.5, "universe_shares": {"Earth-616": 0.8}},
     )
     store.write("custom_model_payload", pd.concat([clean, drifted]))
@@ -267,41 +347,61 @@ def test_alerts_name_the_drifted_columns_in_the_drifted_windows(
         assert ("Height", T0 + STEP * w) in fired
         assert ("Universe", T0 + STEP * w) in fired
     assert not {c for c, w in fired if w < T0 + STEP * 4}, "an undrifted window alerted"
-    assert "Height" in res["summary"]
-    assert "Universe" in res["summary"]
+    assert f"{len(res['alerts'])} new, 0 still open, 0 resolved" in res["summary"]
+    alerts = table(store, "model_monitoring_alerts")
+    assert len(alerts) == len(res["alerts"])
+    assert set(alerts["status"]) == {"open"}
+    assert set(alerts["rule"]) == {"drift:BASELINE"}
     # the report: one HTML page with its plots embedded
-    card = res["card"]
-    html = card.html()
+    html = res["card"].html()
     assert html.count("data:image/png;base64") == 3
     assert "Quality per window" in html
-    assert all(p.exists() for p in card.images)
+    assert all(p.exists() for p in res["card"].images)
 
 
-def test_per_column_override_and_disabled_column(store: DeltaTableStore) -> None:
-    drifted, _ = synthetic_stream(2, 200, T0, STEP, drift={"height_scale": 2.0})
+def test_per_column_override_and_disabled_column(store, answer) -> None:
+    drifted, _ = stream(answer, 2, per_window=200, drift={"height_scale": 2.0})
     store.write("custom_model_payload", drifted)
     rules = monitor().rules | {"columns": {"Height": None}}
     res = monitor(alerts=rules).refresh(ctx(store))
     assert "Height" not in {a.column_name for a in res["alerts"]}
 
 
-def test_stage_prints_alerts_and_fails_only_when_asked(marvel_home: Path, run_marvel, capsys) -> None:
-    store = DeltaTableStore(marvel_home / "lake")
-    store.write("train_set", synthetic_train_set(n=6000))
-    payload, _ = synthetic_stream(2, 200, T0, STEP, drift={"height_scale": 2.0})
+def test_stage_prints_new_alerts_and_fails_only_on_new_ones(trained: Path, run_marvel, capsys) -> None:
+    store = DeltaTableStore(trained / "lake")
+    use_registry(trained)
+    payload, _ = stream(scorer("1"), 2, per_window=200, drift={"height_scale": 2.0})
     store.write("custom_model_payload", payload)
-    out = run_marvel("stages=[monitor]")
-    assert out.monitor.alerts
-    assert Path(out.monitor.report).is_file()
-    printed = capsys.readouterr().out
-    assert "drift alert:" in printed
-    assert "Height" in printed
     with pytest.raises(DriftAlert, match="Height") as err:
         run_marvel("stages=[monitor]", "monitor.fail_on_alert=true")
     assert err.value.exit_code == 3
+    printed = capsys.readouterr().out
+    assert "new alert:" in printed
+    assert "Height" in printed
+    # nothing new since: the open alerts do not fail the next refresh
+    out = run_marvel("stages=[monitor]", "monitor.fail_on_alert=true")
+    assert out.monitor.alerts == []
+    assert out.monitor.alerts_open >= 2
+    assert out.monitor.report is None
+    assert "nothing new" in capsys.readouterr().out
 
 
-def test_no_inference_table_is_not_an_error(store: DeltaTableStore) -> None:
+def test_no_inference_table_is_not_an_error(store) -> None:
     res = monitor().refresh(ctx(store))
     assert res["alerts"] == []
     assert "does not exist yet" in res["summary"]
+
+
+def test_requests_that_score_nothing_are_quarantined_and_counted(store, answer) -> None:
+    payload, _ = stream(answer, 1, per_window=100)
+    broken = payload.iloc[:2].assign(databricks_request_id=["b1", "b2"], request=["{", "[]"])
+    refused = payload.iloc[:1].assign(databricks_request_id="r1", status_code=500, response='{"error": "x"}')
+    store.write("custom_model_payload", pd.concat([payload, broken, refused], ignore_index=True))
+    res = monitor().refresh(ctx(store))
+    assert res["rows_added"] == 100
+    assert res["rows_quarantined"] == 3
+    assert "3 request(s) scored nothing" in res["summary"]
+    q = store.read("quarantine")
+    assert sorted(json.loads(r)["databricks_request_id"] for r in q["record"]) == ["b1", "b2", "r1"]
+    assert set(q["stage"]) == {"monitor"}
+    assert q["reason"].str.len().gt(0).all()

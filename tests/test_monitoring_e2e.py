@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from monitoring_helpers import table
 
 from marvel.core.tables import DeltaTableStore
 from marvel.monitoring.schemas import ALL_MODELS, TABLE_COLUMN
@@ -14,9 +15,10 @@ START = "2025-06-01T00:00:00"
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(300)
 def test_drift_experiment_catches_drift_in_the_drifted_windows_only(marvel_home: Path, run_marvel) -> None:
-    out = run_marvel("+experiment=drift", f"simulate.start={START}")
+    # the experiment's own sizes (5000 rows, 100 trees): a model whose answers respond to its inputs
+    out = run_marvel("+experiment=drift", f"simulate.start={START}", fast=False)
     sim, mon = out.simulate, out.monitor
     assert sim.requests == 96
     assert sim.failed == 0
@@ -36,14 +38,34 @@ def test_drift_experiment_catches_drift_in_the_drifted_windows_only(marvel_home:
     for column in ("Height", "Universe"):
         windows = {a.window_start for a in alerts if a.column_name == column}
         assert len(windows) >= 11, f"{column} drift caught in only {len(windows)}/12 drifted windows"
+    # the drift moves the model's answers, and that alerts too: its probabilities against its own answers
+    # on its test rows
+    answered = {a.window_start for a in alerts if a.column_name in ("probability", "prediction")}
+    assert len(answered) >= 10, f"prediction drift caught in only {len(answered)}/12 drifted windows"
+
+    # the baseline is the served model's own training data: train_set v0 (4000 rows), not whatever is newest
+    drift = table(store, "model_monitoring_drift_metrics")
+    base = drift[drift["drift_type"] == "BASELINE"]
+    assert set(base.loc[base["column_name"] == "Gender", "marvel_baseline"]) == {"train_set@v0"}
+    assert set(base.loc[base["column_name"] == "Gender", "marvel_count_cmp"]) == {4000}
+    assert set(base.loc[base["column_name"] == "probability", "marvel_baseline"]) == {
+        "test_set@v0 model answers"
+    }
 
     # quality per window from the labels, and the label shift (alive 75% -> 60%) shows in it
-    prof = store.read("model_monitoring_profile_metrics")
-    t = prof[(prof["column_name"] == TABLE_COLUMN) & (prof["model_id"] == ALL_MODELS)].sort_values(
-        "window_start"
-    )
-    assert (t["labelled_count"] == 200).all()
+    prof = table(store, "model_monitoring_profile_metrics")
+    t = prof[(prof["column_name"] == TABLE_COLUMN) & (prof["model_id"] == ALL_MODELS)]
+    assert (t["marvel_labelled_count"] == 200).all()
     assert t["accuracy_score"].notna().all()
-    before, after = t[t["window_start"] < drift_start], t[t["window_start"] >= drift_start]
-    assert after["label_rate"].mean() < before["label_rate"].mean() - 0.08
+    before, after = t[t["window.start"] < drift_start], t[t["window.start"] >= drift_start]
+    assert after["marvel_label_rate"].mean() < before["marvel_label_rate"].mean() - 0.08
     assert Path(mon.report).is_file()
+
+    # a second refresh finds nothing new: it raises nothing, fails nothing, rebuilds no report
+    again = run_marvel(
+        "+experiment=drift", f"simulate.start={START}", "stages=[monitor]", "monitor.fail_on_alert=true"
+    )
+    assert again.monitor.alerts == []
+    assert again.monitor.alerts_open == len(alerts)
+    assert again.monitor.summary.startswith("nothing new")
+    assert again.monitor.report is None

@@ -36,7 +36,7 @@ def config() -> dict:
 def baseline() -> Baseline:
     c = config()
     return build_baseline(
-        synthetic_train_set(), 1, c["numeric"], c["categorical"], c["bins"], c["max_categories"]
+        synthetic_train_set(), c["numeric"], c["categorical"], c["bins"], c["max_categories"], "train_set@v1"
     )
 
 
@@ -54,9 +54,18 @@ def alerts_for(drift_options: dict | None, seed: int, windows: int) -> set[tuple
         frames.append(rec)
     rows = pd.concat(frames, ignore_index=True)
     wins = sorted(rows["window_start"].unique())
-    d = drift(rows, wins, baseline(), c["numeric"], c["categorical"], "30 minutes", STEP)
+    d = drift(
+        rows,
+        wins,
+        {("m/1", None, None): baseline()},
+        c["numeric"],
+        c["categorical"],
+        STEP,
+        min_count=c["min_count"],
+        smoothing=c["smoothing"],
+    )
     found = evaluate(
-        d, pd.DataFrame(columns=["column_name", "window_start"]), c["alerts"], c["numeric"], c["categorical"]
+        d, pd.DataFrame(columns=["column_name", "window.start"]), c["alerts"], c["numeric"], c["categorical"]
     )
     return {(a.column_name, a.window_start) for a in found}
 

@@ -140,12 +140,16 @@ class DeployResult(StageResult):
 
 @dataclass
 class MonitorResult(StageResult):
-    alerts: list[Any] = field(default_factory=list)
+    alerts: list[Any] = field(default_factory=list)  # alerts new in this refresh
     alert_lines: list[str] = field(default_factory=list)
     rows_added: int = 0
     windows: int = 0
     windows_refreshed: int = 0
-    report: str | None = None
+    alerts_open: int = 0  # opened by earlier refreshes and still open
+    alerts_resolved: int = 0  # resolved by this refresh
+    rows_quarantined: int = 0
+    notes: list[str] = field(default_factory=list)  # one line each: what the refresh could not do
+    report: str | None = None  # None when nothing changed (no report rebuilt)
     details: dict[str, Any] = field(default_factory=dict)  # whatever else the monitor reported
 
 

@@ -1,7 +1,9 @@
 """Inference table rows (one per request, JSON bodies) -> monitoring rows (one per scored record).
 
 Pure pandas, no I/O: the Databricks monitor reuses `payload_to_monitoring` on the Databricks inference table,
-whose columns `InferenceLog` mirrors.
+whose columns `InferenceLog` mirrors. `split_payload` also returns the requests that scored nothing (a
+refused request, an error answer, a body that is not JSON or not in an MLflow format, an answer without
+predictions), each with the reason: the local monitor quarantines and counts them.
 """
 
 from __future__ import annotations
@@ -19,22 +21,19 @@ import pyarrow.json as pj
 from marvel.core.labels import PREDICTION_KEY, PROBABILITY_KEY
 from marvel.core.schemas import INPUT_COLUMNS, RAW_TO_INPUT
 from marvel.monitoring.schemas import ModelMonitoring
+from marvel.serving.validation import TOP_LEVEL, RequestError, raw_records
 
 NUMERIC = ("Height", "Weight")
 MONITORING_COLUMNS: list[str] = list(ModelMonitoring.to_schema().columns)
 OPTIONAL_COLUMNS = ("served_model_name", "served_model_version", "variant")
 
 
-def _records(body: dict[str, Any]) -> list[dict[str, Any]]:
-    """The records of an MLflow scoring body (`dataframe_records` or `dataframe_split`)."""
-    if "dataframe_records" in body:
-        return body["dataframe_records"]
-    if "dataframe_split" in body:
-        split = body["dataframe_split"]
-        return [dict(zip(split["columns"], row, strict=False)) for row in split["data"]]
-    if "instances" in body:  # TF-serving style, which MLflow also accepts
-        return body["instances"]
-    return []
+def _records(body: Any) -> list[dict[str, Any]]:
+    """The records of an MLflow scoring body, by the server's own reading of its four formats."""
+    try:
+        return [r if isinstance(r, dict) else {} for r in raw_records(body)[1]]
+    except RequestError as exc:
+        raise ValueError(f"request: {exc.message}") from None
 
 
 def _predictions(body: dict[str, Any], n: int) -> tuple[list[Any], list[Any]]:
@@ -75,8 +74,25 @@ def _split_variants(
 Parsed = tuple[pd.DataFrame, Any, Any, np.ndarray, list[Any], list[tuple[Any, Any, Any]] | None]
 
 
-def _parse_python(ok: pd.DataFrame) -> Parsed:
-    """The general path: any body MLflow accepts, answers shorter than their requests, A/B answers."""
+def _one(req: Any, resp: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """(records, answer) of one request, or ValueError saying why it cannot be read."""
+    try:
+        body = json.loads(req)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"request is not JSON ({exc})") from None
+    try:
+        answer = json.loads(resp)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"response is not JSON ({exc})") from None
+    if not isinstance(answer, dict) or "predictions" not in answer:
+        keys = sorted(answer) if isinstance(answer, dict) else type(answer).__name__
+        raise ValueError(f"response has no 'predictions' (got {keys})")
+    return _records(body), answer
+
+
+def _parse_python(ok: pd.DataFrame) -> tuple[Parsed, dict[int, str]]:
+    """The general path: any body MLflow accepts, answers shorter than their requests, A/B answers; rows
+    that cannot be read are left out, with the reason by position."""
     records: list[dict[str, Any]] = []
     labels: list[Any] = []
     probs: list[Any] = []
@@ -92,11 +108,15 @@ def _parse_python(ok: pd.DataFrame) -> Parsed:
         ok["served_model_version"],
         strict=True,
     )
+    bad: dict[int, str] = {}
     for i, (req, resp, variant, name, version) in enumerate(rows):
-        body = json.loads(req)
-        answer = json.loads(resp)
-        recs = _records(body)
-        lab, pro = _predictions(answer, len(recs))
+        try:
+            recs, answer = _one(req, resp)
+            lab, pro = _predictions(answer, len(recs))
+        except (ValueError, AttributeError, TypeError) as exc:
+            bad[i] = str(exc) if isinstance(exc, ValueError) else f"response cannot be read ({exc})"
+            variants.append(variant)
+            continue
         n = min(len(recs), len(lab))
         records.extend(recs[:n])
         labels.extend(lab[:n])
@@ -108,7 +128,7 @@ def _parse_python(ok: pd.DataFrame) -> Parsed:
         split |= per_record is not None
         served.extend(per_record or [(name, version, variant)] * n)
     feats = pd.DataFrame.from_records(records) if records else pd.DataFrame()
-    return feats, labels, probs, counts, variants, served if split else None
+    return (feats, labels, probs, counts, variants, served if split else None), bad
 
 
 def _parse_arrow(ok: pd.DataFrame) -> Parsed | None:
@@ -119,7 +139,11 @@ def _parse_arrow(ok: pd.DataFrame) -> Parsed | None:
         opts = pj.ReadOptions(block_size=1 << 22)  # several blocks: parsed on all cores
         req = pj.read_json(io.BytesIO("\n".join(ok["request"]).encode()), read_options=opts)
         resp = pj.read_json(io.BytesIO("\n".join(ok["response"]).encode()), read_options=opts)
+        if set(req.column_names) - set(TOP_LEVEL) or req.num_rows != len(ok) or resp.num_rows != len(ok):
+            return None  # an unknown key (or a body that is not one JSON object): the general path says which
         recs = req.column("dataframe_records").combine_chunks()
+        if recs.null_count:
+            return None
         if "variants" in resp.column_names:  # A/B answers: per-record variants, the general path
             return None
         preds = resp.column("predictions").combine_chunks()
@@ -179,16 +203,56 @@ def _text(s: pd.Series) -> pd.Series:
 def payload_to_monitoring(payload: pd.DataFrame) -> pd.DataFrame:
     """One row per scored record, in the `ModelMonitoring` columns (label left missing: joined later).
 
-    Only successful requests (status 200) count: a failed request scored nothing. A request whose answer
-    has fewer predictions than records keeps the records that were answered.
+    Only successful requests (status 200) that can be read count: a failed request scored nothing. A request
+    whose answer has fewer predictions than records keeps the records that were answered.
     """
+    return split_payload(payload)[0]
+
+
+def split_payload(payload: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(monitoring rows, requests that scored nothing: `databricks_request_id`, `reason`, `position`)."""
+    none = pd.DataFrame({"databricks_request_id": [], "reason": [], "position": []})
     if payload.empty:
-        return ModelMonitoring.to_schema().coerce_dtype(pd.DataFrame(columns=MONITORING_COLUMNS))
+        return ModelMonitoring.to_schema().coerce_dtype(pd.DataFrame(columns=MONITORING_COLUMNS)), none
     # Databricks' own inference tables lack marvel's model/variant columns: those default to unknown
     payload = payload.assign(**{c: None for c in OPTIONAL_COLUMNS if c not in payload.columns})
-    ok = payload[payload["status_code"].astype(int) == 200]
-    parsed = _parse_arrow(ok) if len(ok) else None
-    feats, labels, probs, counts, variants, served = parsed if parsed is not None else _parse_python(ok)
+    payload = payload.reset_index(drop=True)
+    status = payload["status_code"].astype(int)
+    failed = payload[status != 200]
+    reasons = {
+        int(i): f"status {int(c)}: {str(r)[:200]}"
+        for i, c, r in zip(failed.index, failed["status_code"], failed["response"], strict=True)
+    }
+    ok = payload[status == 200]
+    fast = _parse_arrow(ok) if len(ok) else None
+    if fast is None:
+        # the general path; a request it cannot read scores no record (its count stays 0)
+        parsed, bad = _parse_python(ok)
+        reasons.update({int(ok.index[i]): why for i, why in bad.items()})
+    else:
+        parsed = fast
+    feats, labels, probs, counts, variants, served = parsed
+    at = sorted(reasons)
+    failed_rows = pd.DataFrame(
+        {
+            "databricks_request_id": payload["databricks_request_id"].to_numpy(dtype=object)[at],
+            "reason": [reasons[i] for i in at],
+            "position": at,
+        }
+    )
+    return _rows(ok, feats, labels, probs, counts, variants, served, fast is not None), failed_rows
+
+
+def _rows(
+    ok: pd.DataFrame,
+    feats: pd.DataFrame,
+    labels: Any,
+    probs: Any,
+    counts: np.ndarray,
+    variants: list[Any],
+    served: list[tuple[Any, Any, Any]] | None,
+    cleaned: bool,
+) -> pd.DataFrame:
     # Kaggle names ("Height (m)") become serving names; requests may mix both, so fill rather than rename
     for raw_name, name in RAW_TO_INPUT.items():
         if raw_name in feats.columns and raw_name != name:
@@ -207,7 +271,7 @@ def payload_to_monitoring(payload: pd.DataFrame) -> pd.DataFrame:
             out[col] = np.nan if col in NUMERIC else None
         elif col in NUMERIC:
             out[col] = pd.to_numeric(feats[col], errors="coerce").astype("float64").to_numpy()
-        elif parsed is not None:
+        elif cleaned:
             out[col] = feats[col].to_numpy(dtype=object)  # already cleaned in Arrow
         else:
             out[col] = _text(feats[col]).to_numpy()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -80,11 +81,14 @@ def synthetic_stream(
     drift: dict | None = None,
     first_partition: int = 0,
     batch_size: int = 50,
+    scorer: Callable[[pd.DataFrame], np.ndarray] | None = None,
+    model_version: str = "1",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(inference rows, raw rows with labels) for `windows` consecutive windows of synthetic traffic.
 
-    P(alive) comes from the generator's own Alive draw blurred with noise: a stand-in model, calibrated enough
-    for CBPE to be meaningful, so tests need no trained model.
+    P(alive) comes from `scorer` (records -> P(alive), e.g. a registered model's `predict_proba`) or, without
+    one, from the generator's own Alive draw blurred with noise: a stand-in model, calibrated enough for CBPE
+    to be meaningful, for tests that need no trained model.
     """
     src = SyntheticSource(drift=drift)
     rng = np.random.default_rng(seed)
@@ -92,10 +96,16 @@ def synthetic_stream(
     for w in range(windows):
         raw = src.generate(per_window, seed, partition=first_partition + w)
         alive = (raw["Alive"] == "Alive").to_numpy()
-        proba = np.clip(np.where(alive, 0.75, 0.45) + rng.normal(0, 0.1, len(raw)), 0.01, 0.99)
+        records = raw_to_records(raw)
+        if scorer is not None:
+            proba = np.asarray(scorer(records.astype({"Height": float, "Weight": float})), dtype=float)
+        else:
+            proba = np.clip(np.where(alive, 0.75, 0.45) + rng.normal(0, 0.1, len(raw)), 0.01, 0.99)
         at = (start + step * w).value // 1_000_000 + np.arange(len(raw)) * (
             step.value // 1_000_000 // len(raw)
         )
-        payloads.append(inference_rows(raw_to_records(raw), proba, at, batch_size=batch_size))
+        payloads.append(
+            inference_rows(records, proba, at, batch_size=batch_size, model_version=model_version)
+        )
         raws.append(raw)
     return pd.concat(payloads, ignore_index=True), pd.concat(raws, ignore_index=True)

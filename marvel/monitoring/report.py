@@ -14,54 +14,87 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from marvel.core.cards import Card
+from marvel.core.labels import ALIVE
 from marvel.monitoring.alerts import Alert, summarise
-from marvel.monitoring.drift import Baseline
+from marvel.monitoring.drift import Baseline, analysis_frame
 from marvel.monitoring.schemas import ALL_MODELS, TABLE_COLUMN
 from marvel.monitoring.stats import MISSING, OTHER, bucket_counts
 
 # The figure plotted over time per column kind: the effect size the default alert rules use.
-EFFECT = {"numeric": "ks_test_statistic", "categorical": "population_stability_index"}
+EFFECT = {"numeric": "ks_test.statistic", "categorical": "population_stability_index"}
 
 
 def _grid(n: int) -> tuple[Figure, Any]:
     cols = min(3, max(n, 1))
     rows = int(np.ceil(max(n, 1) / cols))
-    fig = Figure(figsize=(4.2 * cols, 2.8 * rows))
+    fig = Figure(figsize=(4.2 * cols, 2.9 * rows))
     axes = fig.subplots(rows, cols, squeeze=False)
+    # fixed spacing: tight_layout measures every label's text, seconds per report
+    height = 2.9 * rows
+    fig.subplots_adjust(
+        left=0.06, right=0.98, top=1 - 0.5 / height, bottom=0.5 / height, hspace=0.5, wspace=0.25
+    )
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     return fig, axes.flat
 
 
+def _whole(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows of the whole window (all models, no slice)."""
+    if frame.empty:
+        return frame
+    return frame[(frame["model_id"] == ALL_MODELS) & frame["slice_key"].isna()]
+
+
 def plot_drift_over_time(
-    drift: pd.DataFrame, alerts: list[Alert], drift_type: str, path: Path
+    drift: pd.DataFrame, alerts: list[Alert], numeric: list[str], drift_type: str, path: Path
 ) -> Path | None:
-    d = drift[(drift["drift_type"] == drift_type) & (drift["model_id"] == ALL_MODELS)]
-    columns = list(dict.fromkeys(d["column_name"]))
+    """One heatmap, columns x windows, of the effect size (KS statistic for numbers, total variation for
+    categories, both in [0, 1]); alerting cells are marked. One axes: cheap to draw at any history."""
+    d = _whole(drift)
+    d = d[d["drift_type"] == drift_type] if len(d) else d
+    columns = list(dict.fromkeys(d["column_name"])) if len(d) else []
     if not columns:
         return None
+    effect = np.where(d["column_name"].isin(numeric), d["ks_test.statistic"], d["tv_distance"])
+    grid = d.assign(effect=effect).pivot_table(
+        index="column_name", columns="window.start", values="effect", aggfunc="first", dropna=False
+    )
+    grid = grid.reindex(columns)
     fired = {
-        (a.column_name, a.window_start) for a in alerts if a.kind == "drift" and a.model_id == ALL_MODELS
+        (a.column_name, a.window_start)
+        for a in alerts
+        if a.kind == "drift" and a.model_id == ALL_MODELS and a.slice_key is None
     }
-    fig, axes = _grid(len(columns))
-    for ax, col in zip(axes, columns, strict=False):
-        rows = d[d["column_name"] == col].sort_values("window_start")
-        metric = EFFECT[rows["data_type"].iloc[0]]
-        ax.plot(rows["window_start"], rows[metric], marker=".", lw=1)
-        hit = rows[[(col, w) in fired for w in rows["window_start"]]]
-        ax.scatter(hit["window_start"], hit[metric], color="red", zorder=3, label="alert")
-        ax.set_title(f"{col}: {metric}", fontsize=9)
-        ax.tick_params(axis="x", labelrotation=45, labelsize=7)
-    fig.suptitle(f"Drift per window ({drift_type.lower()}); red = alert")
-    fig.tight_layout()
+    wins = list(grid.columns)
+    fig = Figure(figsize=(11, 0.32 * len(columns) + 1.6))
+    ax = fig.subplots()
+    fig.subplots_adjust(left=0.14, right=0.92, top=0.88, bottom=0.28)
+    image = ax.imshow(grid.to_numpy(dtype=float), aspect="auto", cmap="Blues", vmin=0, vmax=1)
+    hits = [(wins.index(w), columns.index(c)) for c, w in fired if c in columns and w in wins]
+    if hits:
+        xs, ys = [h[0] for h in hits], [h[1] for h in hits]
+        ax.scatter(xs, ys, marker="x", color="red", s=18, label="alert")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.15))
+    ax.set_yticks(range(len(columns)), columns, fontsize=7)
+    ticks = np.unique(np.linspace(0, len(wins) - 1, min(len(wins), 8)).astype(int))
+    ax.set_xticks(ticks, [f"{pd.Timestamp(wins[t]):%m-%d %H:%M}" for t in ticks], fontsize=7, rotation=30)
+    fig.colorbar(image, ax=ax, fraction=0.025, pad=0.01)
+    ax.set_title(
+        f"Drift per window vs {drift_type.lower()}: KS statistic (numbers), total variation (categories)",
+        fontsize=9,
+    )
     fig.savefig(path, dpi=80)
     return path
 
 
 def plot_distributions(
-    baseline: Baseline, recent: pd.DataFrame, numeric: list[str], path: Path
+    baseline: Baseline | None, recent: pd.DataFrame, numeric: list[str], path: Path
 ) -> Path | None:
-    columns = [c for c in baseline.refs if c in recent.columns]
+    if baseline is None:
+        return None
+    recent = analysis_frame(recent)
+    columns = [c for c in baseline.refs if c in recent.columns and c in numeric]
     if not columns or recent.empty:
         return None
     fig, axes = _grid(len(columns))
@@ -72,48 +105,68 @@ def plot_distributions(
             both = np.concatenate([ref.values, cur])
             # heights and weights have giants (hundreds of metres/tonnes): plot the bulk, 1st-99th percentile
             lo, hi = np.quantile(both, [0.01, 0.99]) if len(both) else (0, 1)
-            wide = lo > 0 and hi / lo > 20  # log scale when the bulk spans orders of magnitude
-            bins = np.geomspace(lo, hi, 30) if wide else np.linspace(lo, hi, 30)
-            if wide:
-                ax.set_xscale("log")
-            ax.hist(np.clip(ref.values, lo, hi), bins=bins, density=True, alpha=0.5, label="baseline")
+            wide = lo > 0 and hi / lo > 20  # log10 when the bulk spans orders of magnitude
+            show = np.log10 if wide else (lambda v: v)
+            bins = np.linspace(show(lo), show(hi), 30)
+            ax.hist(show(np.clip(ref.values, lo, hi)), bins=bins, density=True, alpha=0.5, label="baseline")
             if len(cur):
-                ax.hist(np.clip(cur, lo, hi), bins=bins, density=True, alpha=0.5, label="recent")
-        else:
-            cats = baseline.categories.get(col, [])[:8]
-            b = bucket_counts(ref.counts, cats)
-            c = bucket_counts(recent[col].value_counts(dropna=False), cats)
-            keep = [k for k in [*cats, OTHER, MISSING] if b[k] + c[k] > 0]
-            x = np.arange(len(keep))
-            ax.bar(x - 0.2, (b / max(b.sum(), 1))[keep], width=0.4, label="baseline")
-            ax.bar(x + 0.2, (c / max(c.sum(), 1))[keep], width=0.4, label="recent")
-            ax.set_xticks(x, [str(k)[:12] for k in keep], rotation=60, fontsize=7)
+                ax.hist(show(np.clip(cur, lo, hi)), bins=bins, density=True, alpha=0.5, label="recent")
+            if wide:
+                ax.set_xlabel(f"log10 {col}", fontsize=7)
         ax.set_title(col, fontsize=9)
         ax.legend(fontsize=7)
-    fig.suptitle("Baseline (train_set) vs recent windows")
-    fig.tight_layout()
+    fig.suptitle("Baseline (the serving model's training and test rows) vs recent windows")
     fig.savefig(path, dpi=80)
     return path
 
 
+def category_shares(
+    baseline: Baseline | None, recent: pd.DataFrame, categorical: list[str]
+) -> list[list[Any]]:
+    """Rows (column, value, baseline share, recent share) of each categorical column's top values."""
+    if baseline is None or recent.empty:
+        return []
+    recent = analysis_frame(recent)
+    out: list[list[Any]] = []
+    for col in categorical:
+        if col not in baseline.refs or col not in recent.columns:
+            continue
+        cats = baseline.categories.get(col, [])[:6]
+        b = bucket_counts(baseline.refs[col].counts, cats)
+        c = bucket_counts(recent[col].value_counts(dropna=False), cats)
+        for k in [*cats, OTHER, MISSING]:
+            if b[k] + c[k] > 0:
+                out.append([col, str(k)[:24], b[k] / max(b.sum(), 1), c[k] / max(c.sum(), 1)])
+    return out
+
+
+def quality_table(profile: pd.DataFrame) -> pd.DataFrame:
+    """The `:table` rows of whole windows, with F1 of the "alive" class pulled out of its struct."""
+    t = _whole(profile)
+    t = t[t["column_name"] == TABLE_COLUMN].sort_values("window.start") if len(t) else t
+    if t.empty:
+        return t
+    per_class = t["f1_score.one_vs_all"].map(lambda m: dict(m) if m is not None else {})
+    return t.assign(f1_alive=per_class.map(lambda m: m.get(ALIVE, np.nan)).astype(float))
+
+
 def plot_rates_and_quality(profile: pd.DataFrame, path: Path) -> Path | None:
-    t = profile[(profile["column_name"] == TABLE_COLUMN) & (profile["model_id"] == ALL_MODELS)]
+    t = quality_table(profile)
     if t.empty:
         return None
-    t = t.sort_values("window_start")
-    fig = Figure(figsize=(11, 3.2))
+    fig = Figure(figsize=(11, 3.4))
     a1, a2 = fig.subplots(1, 2)
-    a1.plot(t["window_start"], t["prediction_rate"], marker=".", label="predicted alive")
-    a1.plot(t["window_start"], t["label_rate"], marker=".", label="labelled alive")
+    fig.subplots_adjust(left=0.05, right=0.98, top=0.9, bottom=0.3, wspace=0.15)
+    a1.plot(t["window.start"], t["marvel_prediction_rate"], marker=".", label="predicted alive")
+    a1.plot(t["window.start"], t["marvel_label_rate"], marker=".", label="labelled alive")
     a1.set_title("Prediction and label rates", fontsize=9)
-    for name, style in (("accuracy_score", "-"), ("f1_score", "-")):
-        a2.plot(t["window_start"], t[name], style, marker=".", label=name)
-        a2.plot(t["window_start"], t[f"estimated_{name}"], "--", label=f"{name} (CBPE)")
+    for name, est in (("accuracy_score", "accuracy_score"), ("f1_alive", "f1_score")):
+        a2.plot(t["window.start"], t[name], "-", marker=".", label=name)
+        a2.plot(t["window.start"], t[f"marvel_estimated_{est}"], "--", label=f"{est} (CBPE)")
     a2.set_title("Quality per window: real vs estimated", fontsize=9)
     for ax in (a1, a2):
         ax.legend(fontsize=7)
         ax.tick_params(axis="x", labelrotation=45, labelsize=7)
-    fig.tight_layout()
     fig.savefig(path, dpi=80)
     return path
 
@@ -123,9 +176,10 @@ def build(
     profile: pd.DataFrame,
     drift: pd.DataFrame,
     alerts: list[Alert],
-    baseline: Baseline,
+    baseline: Baseline | None,
     recent: pd.DataFrame,
     numeric: list[str],
+    categorical: list[str],
     facts: dict[str, Any],
     drift_type: str,
 ) -> Card:
@@ -134,21 +188,34 @@ def build(
     plots.mkdir(parents=True, exist_ok=True)
     card = Card("monitor", "Monitoring: drift and model quality")
     card.table("Refresh", facts)
-    card.text("Alerts", summarise(alerts))
+    card.text("Open alerts", summarise(alerts))
     for title, png in (
-        ("Drift over time", plot_drift_over_time(drift, alerts, drift_type, plots / "monitor_drift.png")),
-        ("Baseline vs recent", plot_distributions(baseline, recent, numeric, plots / "monitor_dist.png")),
+        (
+            "Drift over time",
+            plot_drift_over_time(drift, alerts, numeric, drift_type, plots / "monitor_drift.png"),
+        ),
+        (
+            "Baseline vs recent: numbers",
+            plot_distributions(baseline, recent, numeric, plots / "monitor_dist.png"),
+        ),
         ("Rates and quality", plot_rates_and_quality(profile, plots / "monitor_quality.png")),
     ):
         if png is not None:
             card.image(title, png)
-    t = profile[(profile["column_name"] == TABLE_COLUMN) & (profile["model_id"] == ALL_MODELS)]
-    cols = ["count", "labelled_count", "prediction_rate", "label_rate", "accuracy_score"]
-    cols += ["estimated_accuracy_score", "f1_score", "estimated_f1_score", "roc_auc"]
+    shares = category_shares(baseline, recent, categorical)
+    if shares:
+        card.grid(
+            "Baseline vs recent: categories (shares)", ["column", "value", "baseline", "recent"], shares
+        )
+    t = quality_table(profile)
+    cols = ["count", "marvel_labelled_count", "marvel_prediction_rate", "marvel_label_rate"]
+    cols += ["accuracy_score", "marvel_estimated_accuracy_score", "f1_alive", "marvel_estimated_f1_score"]
+    cols += ["marvel_estimated_accuracy_drop"]
+    rows = [] if t.empty else t[["window.start", *cols]].to_numpy().tolist()
     card.grid(
         "Quality per window",
-        ["window", *cols],
-        [[f"{r.window_start:%Y-%m-%d %H:%M}", *[getattr(r, c) for c in cols]] for r in t.itertuples()],
+        ["window", *(c.removeprefix("marvel_") for c in cols)],
+        [[f"{pd.Timestamp(r[0]):%Y-%m-%d %H:%M}", *r[1:]] for r in rows],
     )
     if alerts:
         card.grid(

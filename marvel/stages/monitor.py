@@ -1,8 +1,10 @@
 """Stage `monitor`: refresh drift and quality tables from the inference table, report, alert.
 
 `cfg.monitor` names the monitor by `_target_` (LocalMonitor here, a Databricks monitor on `+env=...`); each
-has `refresh(ctx) -> {"alerts": [...], "summary": str, ...}`. Alerts are printed and the stage exits 0,
-unless `monitor.fail_on_alert=true`, which raises `DriftAlert` (exit code 3) for schedulers.
+has `refresh(ctx) -> {"alerts": [...], "summary": str, ...}`, where `alerts` are the alerts new in this
+refresh. They are printed and the stage exits 0, unless `monitor.fail_on_alert=true`, which raises
+`DriftAlert` (exit code 3) for schedulers: only on new alerts, so a refresh that finds nothing new exits 0
+however many alerts are still open.
 """
 
 from __future__ import annotations
@@ -34,17 +36,26 @@ def run(ctx: RunContext) -> MonitorResult:
         rows_added=int(found.pop("rows_added", 0)),
         windows=int(found.pop("windows", 0)),
         windows_refreshed=int(found.pop("windows_refreshed", 0)),
+        alerts_open=int(found.pop("alerts_open", 0)),
+        alerts_resolved=int(found.pop("alerts_resolved", 0)),
+        rows_quarantined=int(found.pop("rows_quarantined", 0)),
+        notes=list(found.pop("notes", [])),
         details=found,
     )
     print(f"monitor: {result.summary}", flush=True)
+    for note in result.notes:
+        print(f"  monitor: {note}", flush=True)
     for line in lines[:50]:
-        print(f"  drift alert: {line}", flush=True)
+        print(f"  new alert: {line}", flush=True)
     if len(lines) > 50:
         print(f"  ... and {len(lines) - 50} more (see the report)", flush=True)
     ctx.tracker.log_metrics(
         {
             "monitor_alerts": len(alerts),
+            "monitor_alerts_open": result.alerts_open,
+            "monitor_alerts_resolved": result.alerts_resolved,
             "monitor_rows_added": result.rows_added,
+            "monitor_rows_quarantined": result.rows_quarantined,
             "monitor_windows": result.windows,
             "monitor_windows_refreshed": result.windows_refreshed,
         }
@@ -55,7 +66,7 @@ def run(ctx: RunContext) -> MonitorResult:
     if alerts and ctx.cfg.monitor.get("fail_on_alert", False):
         columns = sorted({getattr(a, "column_name", str(a)) for a in alerts})
         raise DriftAlert(
-            f"monitoring raised {len(alerts)} alert(s) on {', '.join(columns)} (monitor.fail_on_alert=true); "
-            "see the monitor report"
+            f"monitoring raised {len(alerts)} new alert(s) on {', '.join(columns)} "
+            "(monitor.fail_on_alert=true); see the monitor report"
         )
     return result
