@@ -68,6 +68,26 @@ def conditions(rule: Mapping[str, Any] | None, prefix: str = "") -> dict[str, di
     return out
 
 
+def check(rules: Mapping[str, Any], drift_columns: list[str], profile_columns: list[str]) -> None:
+    """Fail before any work on a rule that names no metric-table column or has no condition."""
+    for kind, columns in (
+        ("numeric", drift_columns),
+        ("categorical", drift_columns),
+        ("quality", profile_columns),
+    ):
+        rule_sets = [rules.get(kind)]
+        if kind != "quality":
+            rule_sets += list((rules.get("columns") or {}).values())
+        for rule in rule_sets:
+            for metric in conditions(rule):
+                if metric not in columns:
+                    raise MarvelError(
+                        f"monitor.alerts.{kind}: unknown metric '{metric}'; use a column of the "
+                        f"{'profile' if kind == 'quality' else 'drift'} metrics table "
+                        "(struct fields dotted, e.g. ks_test.pvalue)"
+                    )
+
+
 def _mask(frame: pd.DataFrame, conds: Mapping[str, Mapping[str, float]]) -> pd.Series:
     """Rows where every condition holds (NaN never fires)."""
     ok = pd.Series(True, index=frame.index)

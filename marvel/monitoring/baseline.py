@@ -24,7 +24,8 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
-import pyarrow.dataset as ds
+import pyarrow as pa
+import pyarrow.compute as pc
 from mlflow import MlflowClient
 
 from marvel.core import metrics
@@ -197,8 +198,9 @@ class BaselineBuilder:
         wanted = sorted(set(model_ids))
         if not wanted or not self.lake.exists(self.table):
             return {}
-        where = ds.field("model_id").isin(wanted) & (ds.field("baseline_hash") == self.hash)
-        rows = flat(self.lake.read(self.table, where=where))
+        found = self.lake.read(self.table, match=("model_id", wanted))
+        found = found.filter(pc.equal(pc.cast(found["baseline_hash"], pa.string()), self.hash))
+        rows = flat(found)
         return from_rows(rows)
 
     def rows(self, model: ModelBaseline, now: pd.Timestamp) -> pd.DataFrame:

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import pyarrow.dataset as ds
 
 from marvel.core.quarantine import split_valid
 from marvel.core.schemas import Labels, Quarantine, empty
@@ -42,7 +41,7 @@ def lookup(lake: Lake, table: str, version: int, ids: Sequence[str]) -> pd.DataF
     ids = [i for i in pd.unique(np.asarray(ids, dtype=object)) if i is not None and i == i]
     if version < 0 or not ids:
         return latest(pd.DataFrame({"Id": [], "label": [], "labelled_at": []}))
-    found = lake.read(table, version, COLUMNS, where=ds.field("Id").isin(ids)).to_pandas()
+    found = lake.read(table, version, COLUMNS, match=("Id", ids)).to_pandas()
     return latest(found)
 
 
@@ -56,7 +55,7 @@ def new_labels(lake: Lake, table: str, after: int, upto: int, run_id: str, now: 
     good, bad = split_valid(added, Labels, table=table, stage="monitor", run_id=run_id)
     bad = bad.assign(quarantined_at=now)
     ids = good["Id"].astype(str).tolist()
-    every = lake.read(table, upto, COLUMNS, where=ds.field("Id").isin(list(set(ids)))).to_pandas()
+    every = lake.read(table, upto, COLUMNS, match=("Id", sorted(set(ids)))).to_pandas()
     per_id = every[every["label"].isin([0, 1])].groupby("Id").size()
     return NewLabels(
         winners=latest(every),

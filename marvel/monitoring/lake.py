@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
 
@@ -71,9 +72,20 @@ class Lake:
         version: int | None = None,
         columns: Sequence[str] | None = None,
         where: ds.Expression | None = None,
+        match: tuple[str, Sequence[str]] | None = None,
     ) -> pa.Table:
+        """Rows where `where` holds (pushed down: files and row groups are skipped by their statistics)
+        and whose `match[0]` column is one of `match[1]` (applied after reading: files a MERGE wrote keep
+        strings as string views, which Arrow cannot compare with plain strings in a pushed-down filter)."""
         dataset = self.table(name, version).to_pyarrow_dataset()
-        return dataset.to_table(columns=list(columns) if columns else None, filter=where)
+        found = dataset.to_table(columns=list(columns) if columns else None, filter=where)
+        if match is not None:
+            column, values = match
+            keep = pc.is_in(
+                pc.cast(found[column], pa.string()), value_set=pa.array(list(values), pa.string())
+            )
+            found = found.filter(keep)
+        return found
 
     def changes(self, name: str, after: int, upto: int) -> pd.DataFrame:
         """Rows inserted in versions (after, upto] (the change data feed; a full read when `after` is -1)."""
@@ -86,16 +98,20 @@ class Lake:
         inserts = found[found["_change_type"].astype(str) == "insert"]
         return inserts.drop(columns=CDF_COLUMNS).reset_index(drop=True)
 
-    def done(self, name: str, refresh: int) -> bool:
-        """Whether refresh `refresh` already committed its write to table `name`."""
+    def done(self, name: str, refresh: int, step: str = "") -> bool:
+        """Whether refresh `refresh` already committed its write (`step`, when a refresh writes the table
+        more than once) to table `name`."""
         if not self.exists(name):
             return False
-        found = DeltaTable(self.path(name)).transaction_version(self.app_id)
+        found = DeltaTable(self.path(name)).transaction_version(self._app(step))
         return found is not None and found >= refresh
 
     # -- writing ----------------------------------------------------------------------------------------
-    def _props(self, refresh: int) -> CommitProperties:
-        return CommitProperties(app_transactions=[Transaction(self.app_id, refresh)])
+    def _app(self, step: str) -> str:
+        return f"{self.app_id}/{step}" if step else self.app_id
+
+    def _props(self, refresh: int, step: str = "") -> CommitProperties:
+        return CommitProperties(app_transactions=[Transaction(self._app(step), refresh)])
 
     def _committed(self, name: str) -> None:
         self.commits.append(name)
@@ -180,7 +196,7 @@ class Lake:
     ) -> dict[str, Any] | None:
         """MERGE labels (`Id`, `label`) into the monitoring rows of [lo, hi): only rows whose label changes
         are rewritten, and files outside the time range are skipped by their statistics."""
-        if self.done(name, refresh):
+        if self.done(name, refresh, "labels"):
             return None
         metrics: dict[str, Any] = (
             self.table(name)
@@ -190,7 +206,7 @@ class Lake:
                 source_alias="s",
                 target_alias="t",
                 writer_properties=WriterProperties(max_row_group_size=ROW_GROUP),
-                commit_properties=self._props(refresh),
+                commit_properties=self._props(refresh, "labels"),
             )
             .when_matched_update({"label": "s.label"}, predicate="t.label IS NULL OR t.label <> s.label")
             .execute()

@@ -37,7 +37,7 @@ from marvel.monitoring.baseline import BaselineBuilder
 from marvel.monitoring.groups import slices
 from marvel.monitoring.lake import Lake, in_windows
 from marvel.monitoring.refresh import Outcome, Plan, Refresh
-from marvel.monitoring.schemas import Alerts, empty_flat, flat
+from marvel.monitoring.schemas import Alerts, DriftMetrics, ProfileMetrics, empty_flat, flat, flat_columns
 from marvel.monitoring.stats import SMOOTHING
 from marvel.monitoring.windows import parse_granularity
 
@@ -98,8 +98,7 @@ class LocalMonitor:
         self.min_count = int(min_count)
         self.smoothing = float(smoothing)
         self.rules: dict[str, Any] = dict(_plain(alerts) or {})
-        for kind in ("numeric", "categorical", "quality"):
-            alerting.conditions(self.rules.get(kind))  # a bad rule fails before any work
+        alerting.check(self.rules, flat_columns(DriftMetrics), flat_columns(ProfileMetrics))
         self.fail_on_alert = bool(fail_on_alert)
         self.report_windows = int(report_windows)
         self.report_history = int(report_history)

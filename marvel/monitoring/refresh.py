@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.dataset as ds
 
 from marvel.core.quarantine import record_json
 from marvel.core.schemas import Quarantine
@@ -40,6 +39,8 @@ from marvel.monitoring.schemas import (
     MonitorState,
     ProfileMetrics,
     arrow_schema,
+    empty_flat,
+    flat,
     nest,
 )
 from marvel.monitoring.windows import window_start
@@ -194,8 +195,8 @@ class Refresh:
         for frame in (prof, dr):
             frame["granularity"], frame["monitor_version"] = m.granularity, m.revision
         mode = "overwrite" if p.full else "merge"
-        self._metrics(m.profile_table, prof, ProfileMetrics, profile_windows, PROFILE_KEYS, mode)
-        self._metrics(m.drift_table, dr, DriftMetrics, drift_windows, DRIFT_KEYS, mode)
+        prof = self._metrics(m.profile_table, prof, ProfileMetrics, profile_windows, PROFILE_KEYS, mode)
+        dr = self._metrics(m.drift_table, dr, DriftMetrics, drift_windows, DRIFT_KEYS, mode)
         self._tick("write_metrics")
 
         evaluated = set(profile_windows) | set(drift_windows)
@@ -250,8 +251,12 @@ class Refresh:
         ids = rows["databricks_request_id"].unique().tolist()
         if where is None or not self.lake.exists(m.monitoring_table):
             return rows
-        where = where & ds.field("databricks_request_id").isin(ids)
-        seen = self.lake.read(m.monitoring_table, columns=["databricks_request_id"], where=where)
+        seen = self.lake.read(
+            m.monitoring_table,
+            columns=["databricks_request_id"],
+            where=where,
+            match=("databricks_request_id", ids),
+        )
         if not seen.num_rows:
             return rows
         known = set(seen.column("databricks_request_id").to_pylist())
@@ -265,8 +270,8 @@ class Refresh:
         m, p = self.m, self.plan
         if winners.empty or not self.lake.exists(m.monitoring_table):
             return pd.Series(False, index=winners.index), set()
-        where = ds.field("Id").isin(winners["Id"].tolist())
-        hits = self.lake.read(m.monitoring_table, columns=["Id", "timestamp"], where=where).to_pandas()
+        ids = winners["Id"].tolist()
+        hits = self.lake.read(m.monitoring_table, columns=["Id", "timestamp"], match=("Id", ids)).to_pandas()
         matched = winners["Id"].isin(hits["Id"])
         if not len(hits):
             return matched, set()
@@ -309,17 +314,19 @@ class Refresh:
         windows: list[pd.Timestamp],
         keys: list[str],
         mode: str,
-    ) -> None:
+    ) -> pd.DataFrame:
+        """Write the rows of `windows`; returns them as the table holds them (flat), for the alert rules."""
         p = self.plan
         if frame.empty:
             if mode == "overwrite":  # a rebuild with no rows left: an empty table
                 self.lake.write(name, arrow_schema(model).empty_table(), p.refresh, "overwrite")
-            return
+            return empty_flat(model)
         table = nest(frame.sort_values(keys, kind="stable", na_position="first"), model)
         if mode == "overwrite":
             self.lake.write(name, table, p.refresh, "overwrite")
         elif windows:
             self.lake.replace_windows(name, table, windows, keys, p.refresh)
+        return flat(table)
 
     def _alerts(self, prof: pd.DataFrame, dr: pd.DataFrame, evaluated: set[pd.Timestamp]) -> None:
         m, p = self.m, self.plan

@@ -375,3 +375,8 @@ def flat(table: pyarrow.Table) -> pd.DataFrame:
 
 def empty_flat(model: type[pa.DataFrameModel]) -> pd.DataFrame:
     return flat(arrow_schema(model).empty_table())
+
+
+def flat_columns(model: type[pa.DataFrameModel]) -> list[str]:
+    """The table's columns as `flat` names them (struct fields dotted)."""
+    return list(empty_flat(model).columns)
