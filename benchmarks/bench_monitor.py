@@ -12,10 +12,11 @@
 2. Memory: peak RSS of `python -m marvel stages=[monitor]` (a real process) for an incremental refresh of
    20,000 records on a history of 250,000 and of 1,000,000 records: it should not grow with the history.
 3. Power: 100 seeds per scenario, 5 drifted and 5 undrifted windows of 200 records each, compared with a
-   `train_set` baseline by the monitor's own drift code and alert rules (conf/monitor/local.yaml). Detection
-   = share of drifted windows whose drifted column alerts; false alarms = share of (undrifted window,
-   column) pairs that alert. Prediction drift uses a stand-in model whose P(alive) follows the true label,
-   so a label shift (alive rate 0.75 -> 0.6) moves its answers.
+   baseline by the monitor's own drift code and alert rules (conf/monitor/local.yaml). Detection = share of
+   drifted windows whose drifted column alerts; false alarms = share of (undrifted window, column) pairs
+   that alert. Feature drift uses a stand-in model whose P(alive) follows the true label (so a label shift
+   moves its answers); prediction drift also uses a model trained as +experiment=drift trains it, with the
+   baseline the monitor resolves from its lineage (its answers on its own test rows).
 """
 
 from __future__ import annotations
@@ -23,14 +24,17 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import mlflow
 import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
@@ -39,7 +43,9 @@ from marvel.core.labels import labels as words_of
 from marvel.core.tables import DeltaTableStore
 from marvel.data.synthetic.source import SyntheticSource
 from marvel.monitoring.alerts import evaluate
+from marvel.monitoring.baseline import BaselineBuilder, by_key
 from marvel.monitoring.drift import build_baseline, drift
+from marvel.monitoring.lake import Lake
 from marvel.monitoring.monitor import LocalMonitor
 from marvel.monitoring.payload import inference_rows, raw_to_records, synthetic_train_set
 
@@ -56,12 +62,12 @@ def monitor_config() -> dict:
     return cfg  # type: ignore[return-value]
 
 
-def trained_home(root: Path) -> Path:
-    """A MARVEL_HOME with a small model at v1 (process + train, as `python -m marvel` does)."""
+def trained_home(root: Path, overrides: list[str] = TRAIN) -> Path:
+    """A MARVEL_HOME with a model at v1 (process + train, as `python -m marvel` does)."""
     home = root / "home"
     env = {**os.environ, "MARVEL_HOME": str(home)}
     subprocess.run(
-        [sys.executable, "-m", "marvel", *TRAIN], cwd=REPO, env=env, check=True, capture_output=True
+        [sys.executable, "-m", "marvel", *overrides], cwd=REPO, env=env, check=True, capture_output=True
     )
     return home
 
@@ -80,8 +86,6 @@ def speed(rows: int = 1_000_000, windows: int = 48, extra: int = 20_000) -> None
     root = Path(tempfile.mkdtemp(prefix="bench_monitor_"))
     try:
         home = trained_home(root)
-        import mlflow
-
         mlflow.set_tracking_uri(f"sqlite:///{home}/mlflow.db")
         mlflow.set_registry_uri(f"sqlite:///{home}/mlflow.db")
         store = DeltaTableStore(home / "lake")
@@ -150,8 +154,6 @@ def memory(histories: tuple[int, ...] = (250_000, 1_000_000), windows: int = 48,
 
 
 def _fix_mlflow_paths(src: Path, dst: Path) -> None:
-    import sqlite3
-
     with sqlite3.connect(dst / "mlflow.db") as db:
         for table, col in (("model_versions", "source"), ("model_versions", "storage_location")):
             db.execute(f"update {table} set {col} = replace({col}, ?, ?)", (str(src), str(dst)))
@@ -163,83 +165,148 @@ def _fix_mlflow_paths(src: Path, dst: Path) -> None:
 
 
 # -- power --------------------------------------------------------------------------------------------------
-def stand_in(raw: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:
-    """P(alive) of a stand-in model that knows the label, blurred: it answers what the label says."""
-    alive = (raw["Alive"] == "Alive").to_numpy()
-    return np.clip(np.where(alive, 0.75, 0.45) + rng.normal(0, 0.1, len(raw)), 0.01, 0.99)
+Answer = Callable[[pd.DataFrame, pd.DataFrame], np.ndarray]  # (raw rows, records) -> P(alive)
 
 
-SCENARIOS: list[tuple[str, dict[str, Any], list[str]]] = [
+def stand_in(rng: np.random.Generator) -> Answer:
+    """A stand-in model that knows the label, blurred: its P(alive) follows what the label says."""
+
+    def answer(raw: pd.DataFrame, records: pd.DataFrame) -> np.ndarray:
+        alive = (raw["Alive"] == "Alive").to_numpy()
+        return np.clip(np.where(alive, 0.75, 0.45) + rng.normal(0, 0.1, len(raw)), 0.01, 0.99)
+
+    return answer
+
+
+STAND_IN_SCENARIOS: list[tuple[str, dict[str, Any], list[str]]] = [
     ("Height x1.5", {"height_scale": 1.5}, ["Height"]),
     ("Weight x1.5", {"weight_scale": 1.5}, ["Weight"]),
     ("Earth-616 at 70% (35% calibrated)", {"universe_shares": {"Earth-616": 0.7}}, ["Universe"]),
-    ("alive rate 0.6 (0.75): the answers move", {"alive_rate": 0.6}, ["probability", "prediction"]),
+    ("stand-in model, alive rate 0.6 (0.75)", {"alive_rate": 0.6}, ["probability", "prediction"]),
+]
+DRIFT_EXPERIMENT = {
+    "height_scale": 1.5,
+    "weight_scale": 1.5,
+    "gender_shares": {"Male": 0.7, "Female": 0.3},
+    "universe_shares": {"Earth-616": 0.7},
+    "alive_rate": 0.6,
+}
+MODEL_SCENARIOS: list[tuple[str, dict[str, Any], list[str]]] = [
+    ("trained model, +experiment=drift's drift", DRIFT_EXPERIMENT, ["probability", "prediction"]),
+    (
+        "trained model, Earth-616 at 70%",
+        {"universe_shares": {"Earth-616": 0.7}},
+        ["probability", "prediction"],
+    ),
 ]
 
 
-def power(seeds: int = 100, per_seed: int = 5, seed0: int = 1000, per_window: int = 200) -> None:
-    cfg = monitor_config()
-    numeric, categorical = cfg["numeric"], cfg["categorical"]
+def windows(
+    source: SyntheticSource, answer: Answer, model_id: str, seeds: int, per_seed: int, seed0: int, n: int
+) -> list[pd.DataFrame]:
+    """`seeds` x `per_seed` independent windows of `n` records with the model's answers and labels."""
+    out = []
+    for s in range(seeds):
+        raw = source.generate(n * per_seed, seed0 + s)
+        rec = raw_to_records(raw).astype({"Height": float, "Weight": float})
+        p = answer(raw, rec)
+        rec["probability"], rec["prediction"] = p, words_of(p, 0.5)
+        rec["label"] = (raw["Alive"] == "Alive").astype(float).to_numpy()
+        rec["model_id"] = model_id
+        out += [rec.iloc[k * n : (k + 1) * n] for k in range(per_seed)]
+    return out
+
+
+def detect(
+    clean: list[pd.DataFrame], drifted: list[pd.DataFrame], baselines: dict, cfg: dict
+) -> tuple[pd.DataFrame, set, list, list]:
+    """Drift rows and alerts of every window (two steps apart: BASELINE drift only, each window alone)."""
     step = pd.Timedelta(minutes=30)
-    train = synthetic_train_set()
-    rng = np.random.default_rng(0)
+    starts = [T0 + step * (2 * i) for i in range(len(clean) + len(drifted))]
+    frames = [f.assign(window_start=w) for f, w in zip([*clean, *drifted], starts, strict=True)]
+    rows = pd.concat(frames, ignore_index=True)
+    numeric, categorical = cfg["numeric"], cfg["categorical"]
+    d = drift(rows, starts, baselines, numeric, categorical, step, [], cfg["min_count"], cfg["smoothing"])
+    found = evaluate(
+        d, pd.DataFrame(columns=["column_name", "window.start"]), cfg["alerts"], numeric, categorical
+    )
+    return d, {(a.window_start, a.column_name) for a in found}, starts[: len(clean)], starts[len(clean) :]
+
+
+def stand_in_baseline(cfg: dict, answer: Answer) -> dict:
+    numeric, categorical = cfg["numeric"], cfg["categorical"]
     test_raw = SyntheticSource().generate(4000, 99)
     test = raw_to_records(test_raw).astype({"Height": float, "Weight": float})
     test["Alive"] = (test_raw["Alive"] == "Alive").astype(int).to_numpy()
-    proba = stand_in(test_raw, rng)
-    test["probability"], test["prediction"] = proba, words_of(proba, 0.5)
+    p = answer(test_raw, test)
+    test["probability"], test["prediction"] = p, words_of(p, 0.5)
     features = [c for c in numeric if c != "probability"]
     cats = [c for c in categorical if c != "prediction"]
-    base = build_baseline(train, features, cats, cfg["bins"], cfg["max_categories"], "train_set")
+    base = build_baseline(
+        synthetic_train_set(), features, cats, cfg["bins"], cfg["max_categories"], "train_set"
+    )
     answers = build_baseline(
         test, ["probability"], ["prediction"], cfg["bins"], cfg["max_categories"], "test"
     )
     for attr in ("source", "refs", "edges", "categories"):
         getattr(base, attr).update(getattr(answers, attr))
-    baselines = {("m/1", None, None): base}
-    clean = SyntheticSource()
+    return {("m/1", None, None): base}
+
+
+def model_baseline(cfg: dict, root: Path) -> tuple[dict, Answer, str]:
+    """A model trained as +experiment=drift trains it; its baseline resolved as the monitor resolves it."""
+    home = trained_home(root, ["data.n_rows=5000", "model.params.n_estimators=100"])
+    mlflow.set_tracking_uri(f"sqlite:///{home}/mlflow.db")
+    mlflow.set_registry_uri(f"sqlite:///{home}/mlflow.db")
+    lake = Lake(DeltaTableStore(home / "lake"), "bench")
+    builder = BaselineBuilder(
+        lake, "bench_baselines", "train_set", "test_set", cfg["numeric"], cfg["categorical"],
+        cfg["bins"], cfg["max_categories"], [], 0,
+    )  # fmt: skip
+    model_id = "marvel_character_model_custom/1"
+    model = mlflow.sklearn.load_model("models:/marvel_character_model_basic/1")
+    answer: Answer = lambda raw, rec: model.predict_proba(rec)[:, 1]  # noqa: E731
+    return by_key({model_id: builder.build(model_id)}), answer, model_id
+
+
+def power(seeds: int = 100, per_seed: int = 5, seed0: int = 1000, per_window: int = 200) -> None:
+    cfg = monitor_config()
     t = time.perf_counter()
     results, false_alarms = [], []
-    for name, options, columns in SCENARIOS:
-        drifted = SyntheticSource(drift=options)
-        frames, kinds = [], {}
-        slot = 0
-        for s in range(seeds):
-            for k in range(2 * per_seed):
-                is_drifted = k >= per_seed
-                raw = (drifted if is_drifted else clean).generate(per_window, seed0 + s, partition=k)
-                rec = raw_to_records(raw).astype({"Height": float, "Weight": float})
-                p = stand_in(raw, rng)
-                rec["probability"], rec["prediction"] = p, words_of(p, 0.5)
-                rec["label"] = (raw["Alive"] == "Alive").astype(float).to_numpy()
-                rec["model_id"] = "m/1"
-                # windows two steps apart: BASELINE drift only (no consecutive pairs), each window independent
-                w = T0 + step * (2 * slot)
-                rec["window_start"], kinds[w] = w, is_drifted
-                slot += 1
-                frames.append(rec)
-        rows = pd.concat(frames, ignore_index=True)
-        d = drift(
-            rows, sorted(kinds), baselines, numeric, categorical, step, [], cfg["min_count"], cfg["smoothing"]
-        )
-        found = evaluate(
-            d, pd.DataFrame(columns=["column_name", "window.start"]), cfg["alerts"], numeric, categorical
-        )
-        hits = {(a.window_start, a.column_name) for a in found}
-        drifted_w = [w for w, k in kinds.items() if k]
-        clean_w = [w for w, k in kinds.items() if not k]
-        for col in columns:
-            results.append((name, col, float(np.mean([(w, col) in hits for w in drifted_w]))))
-        cols = [c for c in (*numeric, *categorical) if c in base.refs]
-        false_alarms += [((w, c) in hits, c) for w in clean_w for c in cols]
-        if name.startswith("Height"):
-            known = rows["Height"].notna().groupby(rows["window_start"]).sum()
-            not_computed = d[(d["column_name"] == "Height") & d["marvel_not_computed"].notna()]
-            print(
-                f"power: known heights per window: median {known.median():.0f}, min {known.min():.0f}; "
-                f"Height tests not computed (< min_count {cfg['min_count']}): "
-                f"{len(not_computed) / max(len(kinds), 1):.1%} of windows"
-            )
+    root = Path(tempfile.mkdtemp(prefix="bench_power_"))
+    try:
+        stand = stand_in(np.random.default_rng(0))
+        real = model_baseline(cfg, root)
+        for who, scenarios, (baselines, answer, model_id) in (
+            ("stand-in", STAND_IN_SCENARIOS, (stand_in_baseline(cfg, stand), stand, "m/1")),
+            ("trained", MODEL_SCENARIOS, real),
+        ):
+            clean = windows(SyntheticSource(), answer, model_id, seeds, per_seed, seed0, per_window)
+            for name, options, columns in scenarios:
+                drifted = windows(
+                    SyntheticSource(drift=options), answer, model_id, seeds, per_seed, seed0, per_window
+                )
+                d, hits, clean_w, drifted_w = detect(clean, drifted, baselines, cfg)
+                for col in columns:
+                    results.append((name, col, float(np.mean([(w, col) in hits for w in drifted_w]))))
+                if name == scenarios[0][0]:  # the clean windows are the same for every scenario: count once
+                    cols = sorted(set(d.loc[d["drift_type"] == "BASELINE", "column_name"]))
+                    false_alarms += [((w, c) in hits, f"{c} ({who})") for w in clean_w for c in cols]
+                if name.startswith("Height"):
+                    base_rows = d[(d["drift_type"] == "BASELINE") & d["window.start"].isin(clean_w)]
+                    noise = base_rows.groupby("column_name")[
+                        ["population_stability_index", "js_distance"]
+                    ].median()
+                    known = base_rows.loc[base_rows["column_name"] == "Height", "marvel_count"]
+                    skipped = base_rows.loc[
+                        base_rows["column_name"] == "Height", "marvel_not_computed"
+                    ].notna()
+                    print(
+                        f"power: known heights per window: median {known.median():.0f}, min {known.min():.0f}; "
+                        f"Height tests not computed (< min_count {cfg['min_count']}): {skipped.mean():.1%} of windows"
+                    )
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
     print(
         f"power: {seeds} seeds x ({per_seed} undrifted + {per_seed} drifted) windows of {per_window} records "
         f"per scenario, in {time.perf_counter() - t:.0f}s"
@@ -256,6 +323,13 @@ def power(seeds: int = 100, per_seed: int = 5, seed0: int = 1000, per_window: in
         f"worst column {per_col.max():.2%} ({per_col.idxmax()})"
     )
     print("power:   " + ", ".join(f"{c} {v:.1%}" for c, v in per_col.items()))
+    print("power: undrifted windows, median PSI / JS distance against the baseline (what noise looks like):")
+    print(
+        "power:   "
+        + ", ".join(
+            f"{c} {r.population_stability_index:.3f}/{r.js_distance:.3f}" for c, r in noise.iterrows()
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -126,3 +126,25 @@ def test_cbpe_alerts_when_the_model_is_unsure_without_a_single_label(store: Delt
     assert (t["marvel_baseline_accuracy_score"] == t["marvel_baseline_accuracy_score"].iloc[0]).all()
     assert t.loc[T0, "marvel_estimated_accuracy_drop"] < 0.05
     assert t.loc[T0 + STEP * 2, "marvel_estimated_accuracy_drop"] > 0.05
+
+
+def test_a_window_recomputed_only_for_its_neighbour_keeps_its_quality_alert(store: DeltaTableStore) -> None:
+    # window 1 alerts on quality; late requests then land in window 0, which recomputes window 1's
+    # consecutive drift but not its profile: its quality alert is neither resolved nor raised again
+    model = scorer("1")
+    unsure = lambda records: 0.5 + (model(records) - 0.5) * 0.1  # noqa: E731
+    w0, _ = synthetic_stream(1, 200, T0, STEP, scorer=model)
+    w1, _ = synthetic_stream(1, 200, T0 + STEP, STEP, first_partition=1, scorer=unsure)
+    store.write("custom_model_payload", pd.concat([w0, w1]))
+    mon = monitor()
+    first = mon.refresh(ctx(store))
+    assert {(a.window_start, a.kind) for a in first["alerts"] if a.kind == "quality"} == {
+        (T0 + STEP, "quality")
+    }
+    late, _ = synthetic_stream(1, 50, T0, STEP, first_partition=7, scorer=model)
+    store.write("custom_model_payload", late, mode="append")
+    res = mon.refresh(ctx(store))
+    assert res["windows_refreshed"] == 2
+    assert res["alerts_resolved"] == 0
+    alerts = table(store, "model_monitoring_alerts")
+    assert alerts.loc[alerts["rule"] == "quality", "status"].tolist() == ["open"]

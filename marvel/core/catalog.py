@@ -56,6 +56,15 @@ PROFILE_METRICS = TableSpec(
 DRIFT_METRICS = TableSpec(
     "model_monitoring_drift_metrics", f"{_MON}:DriftMetrics", "monitor", "drift against baseline and previous"
 )
+MONITOR_ALERTS = TableSpec(
+    "model_monitoring_alerts", f"{_MON}:Alerts", "monitor", "each alert once: first/last seen, open/resolved"
+)
+MONITOR_BASELINES = TableSpec(
+    "model_monitoring_baselines", f"{_MON}:Baselines", "monitor", "each serving model version's baseline"
+)
+MONITOR_STATE = TableSpec(
+    "model_monitoring_state", f"{_MON}:MonitorState", "monitor", "refresh log: plan, then commit marker"
+)
 
 TABLES: tuple[TableSpec, ...] = (
     RAW,
@@ -69,6 +78,9 @@ TABLES: tuple[TableSpec, ...] = (
     MODEL_MONITORING,
     PROFILE_METRICS,
     DRIFT_METRICS,
+    MONITOR_ALERTS,
+    MONITOR_BASELINES,
+    MONITOR_STATE,
 )
 BY_NAME: dict[str, TableSpec] = {t.name: t for t in TABLES}
 # what the training lifecycle (process -> train) writes; a dry run lists these

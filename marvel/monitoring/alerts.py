@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from marvel.core.errors import MarvelError
@@ -175,11 +176,14 @@ def lifecycle(
     step: pd.Timedelta,
     refresh: int,
     now: pd.Timestamp,
+    evaluated_quality: set[pd.Timestamp] | None = None,
 ) -> pd.DataFrame:
     """The alerts-table rows refresh `refresh` changes (flat, for a MERGE by `KEYS`).
 
     Fired and absent: opened. Fired and open: last seen now. Fired and resolved: reopened. Open, its window
-    evaluated, and not fired: resolved. Everything else is left as it is.
+    evaluated (`evaluated` for drift rules, `evaluated_quality` for quality rules: a window's drift is also
+    recomputed when only the window before it changed, its profile is not), and not fired: resolved.
+    Everything else is left as it is.
     """
     fired_rows = pd.DataFrame(
         [
@@ -233,9 +237,15 @@ def lifecycle(
                 }
             )
     if len(old):
+        quality = evaluated if evaluated_quality is None else evaluated_quality
+        in_scope = np.where(
+            old["rule"] == "quality",
+            old["window.start"].isin(list(quality)),
+            old["window.start"].isin(list(evaluated)),
+        )
         gone = old[
             (old["status"] == "open")
-            & old["window.start"].isin(list(evaluated))
+            & in_scope
             & ~pd.Series([k in fired_keys for k in old.index], index=old.index)
         ]
         for prev in gone.to_dict("records"):

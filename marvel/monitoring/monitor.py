@@ -48,6 +48,7 @@ DEFAULT_NUMERIC = [*NUMERIC_INPUTS, "probability"]
 DEFAULT_CATEGORICAL = [*(c for c in INPUT_REQUIRED if c not in NUMERIC_INPUTS), "prediction", "label"]
 # bump when the meaning of a metric changes: tables of another revision are rebuilt (`monitor_version`)
 METRICS_REVISION = 2
+REPORT_SAMPLE = 20_000  # recent records the report's distributions are drawn from
 
 
 def _plain(x: Any) -> Any:
@@ -349,7 +350,10 @@ class LocalMonitor:
         recent_w = windows[-self.report_windows :]
         where = in_windows("timestamp", recent_w, self.step)
         used = list(dict.fromkeys(["timestamp", "model_id", *self.numeric, *self.categorical]))
-        recent = self.lake.read(self.monitoring_table, columns=used, where=where).to_pandas()
+        recent = self.lake.read(self.monitoring_table, columns=used, where=where)
+        if recent.num_rows > REPORT_SAMPLE:  # plotted distributions: every k-th row is as good as all
+            recent = recent.take(list(range(0, recent.num_rows, recent.num_rows // REPORT_SAMPLE + 1)))
+        recent = recent.to_pandas()
         model = _newest_model(recent)
         found = self.baselines.cached([model]) if model else {}
         baseline = found[model].slices.get((None, None)) if model in found else None

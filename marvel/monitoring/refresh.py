@@ -49,7 +49,7 @@ if TYPE_CHECKING:  # the monitor builds a Refresh; a runtime import would be cir
     from marvel.monitoring.monitor import LocalMonitor
 
 log = logging.getLogger(__name__)
-VALIDATE_SAMPLE = 20_000
+VALIDATE_SAMPLE = 5_000  # parse sets every dtype; pandera checks values on a sample
 PROFILE_KEYS = ["window.start", "log_type", "slice_key", "slice_value", "model_id", "column_name"]
 DRIFT_KEYS = ["window.start", "drift_type", "slice_key", "slice_value", "model_id", "column_name"]
 
@@ -105,7 +105,8 @@ class Outcome:
 
     @property
     def changed(self) -> bool:
-        return bool(self.rows_added or self.labels_applied or self.windows_refreshed or self.alerts_resolved)
+        alerts = self.alerts_new or self.alerts_resolved
+        return bool(self.rows_added or self.labels_applied or self.windows_refreshed or alerts)
 
 
 class Refresh:
@@ -199,11 +200,11 @@ class Refresh:
         dr = self._metrics(m.drift_table, dr, DriftMetrics, drift_windows, DRIFT_KEYS, mode)
         self._tick("write_metrics")
 
-        evaluated = set(profile_windows) | set(drift_windows)
+        evaluated, quality = set(drift_windows), set(profile_windows)
         if p.rules_changed and not p.full:
             prof, dr = m.metric_tables()
-            evaluated = set(prof["window.start"]) if len(prof) else set()
-        self._alerts(prof, dr, evaluated)
+            evaluated = quality = set(prof["window.start"]) if len(prof) else set()
+        self._alerts(prof, dr, evaluated, quality)
         self._tick("alerts")
         row = p.row(
             "committed",
@@ -328,12 +329,14 @@ class Refresh:
             self.lake.replace_windows(name, table, windows, keys, p.refresh)
         return flat(table)
 
-    def _alerts(self, prof: pd.DataFrame, dr: pd.DataFrame, evaluated: set[pd.Timestamp]) -> None:
+    def _alerts(
+        self, prof: pd.DataFrame, dr: pd.DataFrame, evaluated: set[pd.Timestamp], quality: set[pd.Timestamp]
+    ) -> None:
         m, p = self.m, self.plan
         since = m.alert_horizon()
         fired = alerting.evaluate(dr, prof, m.rules, m.numeric, m.categorical, since)
         existing = m.alerts_table()
-        changes = alerting.lifecycle(existing, fired, evaluated, m.step, p.refresh, p.planned_at)
+        changes = alerting.lifecycle(existing, fired, evaluated, m.step, p.refresh, p.planned_at, quality)
         if len(changes) or not self.lake.exists(m.alerts_table_name):  # the table exists, alerts or not
             self.lake.upsert(m.alerts_table_name, nest(changes, Alerts), alerting.KEYS, p.refresh)
         after = m.alerts_table()

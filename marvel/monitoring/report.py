@@ -108,9 +108,11 @@ def plot_distributions(
             wide = lo > 0 and hi / lo > 20  # log10 when the bulk spans orders of magnitude
             show = np.log10 if wide else (lambda v: v)
             bins = np.linspace(show(lo), show(hi), 30)
-            ax.hist(show(np.clip(ref.values, lo, hi)), bins=bins, density=True, alpha=0.5, label="baseline")
-            if len(cur):
-                ax.hist(show(np.clip(cur, lo, hi)), bins=bins, density=True, alpha=0.5, label="recent")
+            # histograms as one filled step line each (bars are a patch per bin: many times slower to draw)
+            for values, name in ((ref.values, "baseline"), (cur, "recent")):
+                if len(values):
+                    heights, _ = np.histogram(show(np.clip(values, lo, hi)), bins=bins, density=True)
+                    ax.stairs(heights, bins, fill=True, alpha=0.5, label=name)
             if wide:
                 ax.set_xlabel(f"log10 {col}", fontsize=7)
         ax.set_title(col, fontsize=9)
