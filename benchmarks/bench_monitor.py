@@ -123,12 +123,14 @@ def _peak_rss(home: Path) -> tuple[float, str]:
     code = (
         "import resource, subprocess, sys;"
         "r = subprocess.run([sys.executable, '-m', 'marvel', 'stages=[monitor]'], capture_output=True, text=True);"
-        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); print(r.stdout[-400:])"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); print(r.stdout[-4000:])"
     )
     env = {**os.environ, "MARVEL_HOME": str(home)}
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True)
     first, _, rest = out.stdout.partition("\n")
-    line = next((ln for ln in rest.splitlines() if "monitor:" in ln), rest.strip()[-200:])
+    line = next(
+        (ln for ln in rest.splitlines() if "monitor:" in ln and "window(s)" in ln), rest.strip()[-200:]
+    )
     return int(first) / 1024, line.strip()
 
 

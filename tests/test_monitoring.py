@@ -4,6 +4,7 @@ refresh, labels and quality, alerts, report."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from deltalake import DeltaTable
 from monitoring_helpers import STEP, T0, TABLES, ctx, monitor, scorer, table, use_registry
 from sklearn.metrics import accuracy_score, f1_score
 
+from marvel.core.errors import MarvelError
 from marvel.core.schemas import InferenceLog
 from marvel.core.tables import DeltaTableStore
 from marvel.monitoring.alerts import DriftAlert
@@ -405,3 +407,17 @@ def test_requests_that_score_nothing_are_quarantined_and_counted(store, answer) 
     assert sorted(json.loads(r)["databricks_request_id"] for r in q["record"]) == ["b1", "b2", "r1"]
     assert set(q["stage"]) == {"monitor"}
     assert q["reason"].str.len().gt(0).all()
+
+
+@pytest.mark.parametrize(
+    ("override", "says"),
+    [
+        ("+monitor.bogus=1", "unexpected keyword argument 'bogus'"),
+        ("monitor.min_count=0", "min_count must be at least 1"),
+        ("+monitor.alerts.numeric.ks_test.pval.below=0.1", "unknown metric 'ks_test.pval'"),
+        ("monitor.granularity=fortnightly", "granularity 'fortnightly' is not understood"),
+    ],
+)
+def test_a_bad_monitor_setting_is_one_line_that_says_what_to_do(run_marvel, override: str, says: str) -> None:
+    with pytest.raises(MarvelError, match=re.escape(says)):
+        run_marvel("stages=[monitor]", override)

@@ -206,6 +206,7 @@ def test_a_refresh_killed_after_any_commit_converges_to_the_uninterrupted_result
     assert order == [f"{m}_state", *written, f"{m}_state"]
 
 
+@pytest.mark.slow
 def test_the_lakes_exercise_what_they_claim(lakes: dict[str, Path]) -> None:
     """The incremental lake has new requests and labels to merge; the full one a failed request."""
     store = DeltaTableStore(lakes["incremental"] / "lake")

@@ -152,7 +152,13 @@ class BaselineBuilder:
         out.slices[(None, None)] = whole
         scored: pd.DataFrame | None = None
         if test is not None and len(test):
-            words, proba = answers(model_id, test)
+            try:
+                words, proba = answers(model_id, test)
+            except Exception as exc:  # a model that no longer loads (its code changed, artifacts gone)
+                raise Missing(
+                    f"{model_id}: its answers on its {self.test_table} rows cannot be computed "
+                    f"({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''})"
+                ) from None
             scored = test.assign(prediction=words, probability=proba)
             test_src = f"{self.test_table}@v{found.versions[self.test_table]} model answers"
             ans = build_baseline(

@@ -13,8 +13,10 @@ import logging
 from typing import Any
 
 from hydra.utils import instantiate
+from omegaconf import DictConfig
 
 from marvel.core.context import RunContext
+from marvel.core.errors import MarvelError
 from marvel.core.results import MonitorResult
 from marvel.monitoring.alerts import DriftAlert
 from marvel.serving.recovery import recover as recover_inference_log
@@ -22,9 +24,24 @@ from marvel.serving.recovery import recover as recover_inference_log
 log = logging.getLogger(__name__)
 
 
+def build(cfg: DictConfig) -> Any:
+    """The configured monitor; its config errors as one line (Hydra wraps what the constructor raises)."""
+    try:
+        return instantiate(cfg.monitor, _convert_="all")
+    except Exception as exc:  # InstantiationException around the constructor's own error
+        cause = exc.__cause__ or exc
+        if isinstance(cause, MarvelError):
+            raise cause from None
+        if isinstance(cause, TypeError) and "argument" in str(cause):
+            raise MarvelError(
+                f"monitor: {cause} (an option the monitor does not have; conf/monitor/ lists its options)"
+            ) from None
+        raise
+
+
 def run(ctx: RunContext) -> MonitorResult:
     recover_inference_log(ctx)  # rows a crashed local server left in its journal reach the table first
-    monitor = instantiate(ctx.cfg.monitor, _convert_="all")
+    monitor = build(ctx.cfg)
     found: dict[str, Any] = dict(monitor.refresh(ctx))
     alerts = list(found.pop("alerts", []))
     lines = found.pop("alert_lines", None) or [str(a) for a in alerts]
