@@ -92,14 +92,18 @@ def test_requests_that_score_nothing_say_why() -> None:
         "no-predictions": {"response": json.dumps({"oops": []})},
         "server-error": {"status_code": 500, "response": json.dumps({"error_code": "INTERNAL_ERROR"})},
     }
-    frames = [good]
+    frames = [
+        good,
+        good.assign(databricks_request_id="csv-1", request="Id,Height,Universe\nx9,1.7,Earth-616"),
+    ]
     for rid, change in bad.items():
         frames.append(good.assign(databricks_request_id=rid, **change))
     rows, failed = split_payload(InferenceLog.validate(pd.concat(frames, ignore_index=True)))
-    assert rows["Id"].tolist() == ["x1"]
+    assert rows["Id"].tolist() == ["x1", "x9"]  # a text/csv body is a scored request too
+    assert rows["Height"].tolist() == [1.8, 1.7]
     why = dict(zip(failed["databricks_request_id"], failed["reason"], strict=True))
     assert set(why) == set(bad)
-    assert why["not-json"].startswith("request is not JSON")
+    assert why["not-json"].startswith("request is neither JSON nor CSV")
     assert "unknown key(s) ['foo']" in why["unknown-key"]
     assert "no 'predictions'" in why["no-predictions"]
     assert why["server-error"].startswith("status 500")
@@ -412,8 +416,8 @@ def test_requests_that_score_nothing_are_quarantined_and_counted(store, answer) 
 @pytest.mark.parametrize(
     ("override", "says"),
     [
-        ("+monitor.bogus=1", "unexpected keyword argument 'bogus'"),
-        ("monitor.min_count=0", "min_count must be at least 1"),
+        ("+monitor.bogus=1", "monitor.bogus is not a key of monitor"),
+        ("monitor.min_count=0", "monitor.min_count must be >= 1, got 0"),
         ("+monitor.alerts.numeric.ks_test.pval.below=0.1", "unknown metric 'ks_test.pval'"),
         ("monitor.granularity=fortnightly", "granularity 'fortnightly' is not understood"),
     ],

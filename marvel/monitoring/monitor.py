@@ -19,7 +19,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import pandas as pd
 import pyarrow as pa
@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from marvel.core.cards import Card
 from marvel.core.errors import MarvelError
 from marvel.core.schemas import INPUT_REQUIRED
+from marvel.core.settings import Between
 from marvel.core.tables import TableStore
 from marvel.features.records import NUMERIC_INPUTS
 from marvel.monitoring import alerts as alerting
@@ -74,14 +75,14 @@ class LocalMonitor:
         numeric: Sequence[str] | None = None,
         categorical: Sequence[str] | None = None,
         slicing_exprs: Sequence[str] | None = None,
-        bins: int = 10,
-        max_categories: int = 20,
-        min_count: int = 5,
-        smoothing: float = SMOOTHING,
+        bins: Annotated[int, Between(2, None)] = 10,
+        max_categories: Annotated[int, Between(1, None)] = 20,
+        min_count: Annotated[int, Between(1, None)] = 5,
+        smoothing: Annotated[float, Between(0, None)] = SMOOTHING,
         alerts: Mapping[str, Any] | None = None,
         fail_on_alert: bool = False,
-        report_windows: int = 6,
-        report_history: int = 96,
+        report_windows: Annotated[int, Between(1, None)] = 6,
+        report_history: Annotated[int, Between(1, None)] = 96,
     ) -> None:
         self.granularity = str(granularity)
         self.step = parse_granularity(self.granularity)

@@ -21,7 +21,7 @@ import pyarrow.json as pj
 from marvel.core.labels import PREDICTION_KEY, PROBABILITY_KEY
 from marvel.core.schemas import INPUT_COLUMNS, RAW_TO_INPUT
 from marvel.monitoring.schemas import ModelMonitoring
-from marvel.serving.validation import TOP_LEVEL, RequestError, raw_records
+from marvel.serving.payloads import TOP_LEVEL, RequestError, decode_csv, raw_records
 
 NUMERIC = ("Height", "Weight")
 MONITORING_COLUMNS: list[str] = list(ModelMonitoring.to_schema().columns)
@@ -75,11 +75,17 @@ Parsed = tuple[pd.DataFrame, Any, Any, np.ndarray, list[Any], list[tuple[Any, An
 
 
 def _one(req: Any, resp: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """(records, answer) of one request, or ValueError saying why it cannot be read."""
+    """(records, answer) of one request, or ValueError saying why it cannot be read. A body that is not
+    JSON may be CSV (the endpoint scores `text/csv` as MLflow's server does; the log keeps the body)."""
     try:
         body = json.loads(req)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"request is not JSON ({exc})") from None
+        try:
+            body = decode_csv(str(req).encode("utf-8")) if "," in str(req).split("\n", 1)[0] else None
+        except RequestError:
+            body = None
+        if body is None:
+            raise ValueError(f"request is neither JSON nor CSV ({exc})") from None
     try:
         answer = json.loads(resp)
     except (TypeError, ValueError) as exc:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import pandas as pd
 import pyarrow as pa
@@ -26,10 +26,11 @@ import pyarrow as pa
 from marvel.core.quarantine import record_json
 from marvel.core.schemas import Quarantine
 from marvel.monitoring import alerts as alerting
-from marvel.monitoring.baseline import Missing, ModelBaseline, by_key
+from marvel.monitoring.baseline import BaselineBuilder, Missing, ModelBaseline, by_key
 from marvel.monitoring.drift import drift
+from marvel.monitoring.groups import Slice
 from marvel.monitoring.labels import lookup, new_labels
-from marvel.monitoring.lake import in_windows
+from marvel.monitoring.lake import Lake, in_windows
 from marvel.monitoring.parse import split_payload
 from marvel.monitoring.profile import profile
 from marvel.monitoring.schemas import (
@@ -45,8 +46,39 @@ from marvel.monitoring.schemas import (
 )
 from marvel.monitoring.windows import window_start
 
-if TYPE_CHECKING:  # the monitor builds a Refresh; a runtime import would be circular
-    from marvel.monitoring.monitor import LocalMonitor
+
+class Monitor(Protocol):
+    """What a refresh reads off the monitor that runs it (`LocalMonitor`)."""
+
+    inference_table: str
+    monitoring_table: str
+    labels_table: str
+    quarantine_table: str
+    granularity: str
+    step: pd.Timedelta
+    numeric: list[str]
+    categorical: list[str]
+    cuts: list[Slice]
+    min_count: int
+    smoothing: float
+    max_categories: int
+    revision: int
+    rules: dict[str, Any]
+    lake: Lake
+    baselines: BaselineBuilder
+
+    @property
+    def profile_table(self) -> str: ...
+    @property
+    def drift_table(self) -> str: ...
+    @property
+    def alerts_table_name(self) -> str: ...
+    @property
+    def state_table(self) -> str: ...
+    def metric_tables(self, since: pd.Timestamp | None = None) -> tuple[pd.DataFrame, pd.DataFrame]: ...
+    def alerts_table(self) -> pd.DataFrame: ...
+    def alert_horizon(self) -> pd.Timestamp | None: ...
+
 
 log = logging.getLogger(__name__)
 VALIDATE_SAMPLE = 5_000  # parse sets every dtype; pandera checks values on a sample
@@ -110,9 +142,9 @@ class Outcome:
 
 
 class Refresh:
-    """Carries out one `Plan` for a `LocalMonitor`."""
+    """Carries out one `Plan` for a monitor."""
 
-    def __init__(self, monitor: LocalMonitor, plan: Plan, run_id: str) -> None:
+    def __init__(self, monitor: Monitor, plan: Plan, run_id: str) -> None:
         self.m, self.plan, self.run_id = monitor, plan, run_id
         self.lake = monitor.lake
         self.out = Outcome(full=plan.full)
