@@ -91,9 +91,15 @@ def _types(group: str, node: Mapping[str, Any]) -> dict[str, str]:
     return {key: settings.describe(tp) for key, tp in params.items()}
 
 
-def group_keys(config_dir: Path, group: str, overrides: Sequence[str] = ()) -> str:
+def composed(config_dir: Path, overrides: Sequence[str] = ()) -> DictConfig:
     with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
+        cfg: DictConfig = compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
+    return cfg
+
+
+def group_keys(config_dir: Path, group: str, cfg: DictConfig, with_types: bool = True) -> str:
+    """One group's (or top-level block's) keys: default, type and range (`with_types`: this imports the
+    part's module), and the comment beside it in the YAML."""
     option = cfg.hydra.runtime.choices.get(group)
     node = settings._plain(cfg[group]) if group in cfg else {}
     docs: dict[str, str] = {}
@@ -101,7 +107,7 @@ def group_keys(config_dir: Path, group: str, overrides: Sequence[str] = ()) -> s
     for path in reversed(files):
         prefix = "" if option else f"{group}."
         docs.update({k.removeprefix(prefix): v for k, v in comments(path).items()})
-    types = _types(group, node) if isinstance(node, Mapping) else {}
+    types = _types(group, node) if with_types and isinstance(node, Mapping) else {}
     title = f"{group}={option}" if option else group
     target = node.get("_target_", "") if isinstance(node, Mapping) else ""
     lines = [f"{title}" + (f" ({target})" if target else "")]
@@ -121,11 +127,11 @@ def group_keys(config_dir: Path, group: str, overrides: Sequence[str] = ()) -> s
 
 
 def all_keys(config_dir: Path, overrides: Sequence[str] = ()) -> str:
-    """Every group's keys (its chosen option) and the run's own settings."""
-    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
-        cfg: DictConfig = compose(config_name="config", overrides=list(overrides))
-    blocks = [k for k in cfg if isinstance(cfg[k], DictConfig) and k not in settings.GROUPS]
+    """Every group's keys (its chosen option) and the run's own settings; without types, so that --help
+    does not import every part (--help <group> shows them)."""
+    cfg = composed(config_dir, overrides)
+    blocks = [k for k in cfg if k != "hydra" and isinstance(cfg[k], DictConfig) and k not in settings.GROUPS]
     names = [*(g for g in settings.GROUPS if g in cfg), *(str(b) for b in blocks)]
     return "\n\n".join(
-        group_keys(config_dir, name, overrides) for name in names if OmegaConf.select(cfg, name)
+        group_keys(config_dir, name, cfg, with_types=False) for name in names if OmegaConf.select(cfg, name)
     )

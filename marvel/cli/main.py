@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from marvel.cli.help import help_text
-from marvel.cli.keys import all_keys, group_keys
+from marvel.cli.keys import all_keys, composed, group_keys
 from marvel.core.config import CONFIG_DIR
 from marvel.core.errors import MarvelError, exit_with, one_line
 from marvel.core.secrets import redact_hydra_output, redact_override, secret_values
@@ -71,7 +71,8 @@ def main() -> None:
         chosen = [a for a in args if "=" in a]
         try:
             if names:
-                print("\n\n".join(group_keys(CONFIG_DIR, name, chosen) for name in names))
+                cfg = composed(CONFIG_DIR, chosen)
+                print("\n\n".join(group_keys(CONFIG_DIR, name, cfg) for name in names))
             else:
                 print(help_text(CONFIG_DIR))
                 print("\nkeys (the chosen option of each group; python -m marvel --help <group> for one):\n")
