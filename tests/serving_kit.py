@@ -1,4 +1,4 @@
-"""Helpers for the serving tests: real endpoints from the real config, the CLI server in a subprocess, the
+"""Helpers for the serving tests: real endpoints from the real config, the CLI server in its own process, the
 inference table read back from the lake."""
 
 from __future__ import annotations
@@ -8,8 +8,7 @@ import os
 import queue
 import re
 import signal
-import subprocess
-import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +24,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from mlflow import MlflowClient
 from omegaconf import DictConfig
+from processes import Marvel
 
 from marvel.core.compute import PandasCompute
 from marvel.core.config import CONFIG_DIR
@@ -100,23 +100,23 @@ def table(home: Path, name: str) -> pd.DataFrame:
 
 
 class CliServer:
-    """`python -m marvel stages=[deploy] ...` in a subprocess, its output collected by a reader thread."""
+    """`python -m marvel stages=[deploy] ...` in its own process (forked warm: `processes.Marvel`), its output
+    collected by a reader thread."""
 
     def __init__(self, home: Path, *overrides: str, env: dict[str, str] | None = None) -> None:
         env = {**os.environ, "MARVEL_HOME": str(home), "PYTHONUNBUFFERED": "1", **(env or {})}
         if "MARVEL_SERVING_TOKEN" not in (env or {}):
             env.pop("MARVEL_SERVING_TOKEN", None)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "marvel", "stages=[deploy]", "deploy.port=0", *overrides],
-            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
+        # outside the home: the secrets test reads every file there
+        output = Path(tempfile.mkdtemp(prefix="marvel-server-")) / "output.log"
+        self.proc = Marvel(["stages=[deploy]", "deploy.port=0", *overrides], cwd=REPO, env=env, output=output)
         self._lines: queue.Queue[str] = queue.Queue()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         self.output: list[str] = []
 
     def _read(self) -> None:
-        for line in self.proc.stdout:  # type: ignore[union-attr]
+        for line in self.proc.lines():
             self._lines.put(line)
 
     def wait_for_url(self, timeout: float = 120) -> str:
@@ -133,16 +133,15 @@ class CliServer:
 
     def terminate(self, timeout: float = 120) -> int:
         self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout=timeout)
-        self._reader.join(timeout=10)
-        while not self._lines.empty():
-            self.output.append(self._lines.get())
-        return code
+        return self._ended(timeout)
 
     def kill(self) -> int:
         """SIGKILL: no handler runs, nothing is flushed."""
         self.proc.kill()
-        code = self.proc.wait(timeout=30)
+        return self._ended(30)
+
+    def _ended(self, timeout: float) -> int:
+        code = self.proc.wait(timeout=timeout)
         self._reader.join(timeout=10)
         while not self._lines.empty():
             self.output.append(self._lines.get())

@@ -1,6 +1,7 @@
-"""A refresh killed at any moment loses nothing: `kill -9` a real `python -m marvel stages=[monitor]` right
-after each of its commits in turn, rerun, and compare every table with an uninterrupted refresh of the same
-lake. For a full refresh, an incremental one (new requests and late labels), and one that only applies labels.
+"""A refresh killed at any moment loses nothing: `kill -9` a real `python -m marvel stages=[monitor]` process
+(forked warm, see `processes.py`) right after each of its commits in turn, rerun, and compare every table with
+an uninterrupted refresh of the same lake. For a full refresh, an incremental one (new requests and late
+labels), and one that only applies labels.
 
 The process is started with MARVEL_MONITOR_COMMIT_PAUSE, so it sleeps after each commit; the test watches the
 tables' `_delta_log` folders and sends SIGKILL as soon as the k-th new commit file appears, i.e. between
@@ -12,8 +13,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +22,7 @@ import pandas as pd
 import pytest
 from conftest import REPO, clone_home, make_config
 from monitoring_helpers import STEP, T0, scorer, table, use_registry
+from processes import Marvel
 
 from marvel.core.engine import run
 from marvel.core.tables import DeltaTableStore
@@ -66,13 +66,7 @@ def kill_after(home: Path, k: int) -> list[str]:
     lake = home / "lake"
     before = commits(lake)
     env = {**os.environ, "MARVEL_HOME": str(home), "MARVEL_MONITOR_COMMIT_PAUSE": PAUSE}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "marvel", "stages=[monitor]"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    proc = Marvel(["stages=[monitor]"], cwd=REPO, env=env, output=home / "monitor.log")
     deadline = time.monotonic() + 300
     try:
         while time.monotonic() < deadline:
@@ -85,8 +79,8 @@ def kill_after(home: Path, k: int) -> list[str]:
     finally:
         if proc.poll() is None:
             proc.kill()
-        _, err = proc.communicate()
-    assert proc.returncode == -signal.SIGKILL, f"the process ended by itself: {err.decode()[-500:]}"
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, f"the process ended by itself: {proc.text()[-500:]}"
     return sorted(commits(lake) - before)
 
 
