@@ -157,6 +157,9 @@ def test_kaggle_and_serving_names_give_the_same_records() -> None:
 def test_team_count_reads_lists_and_the_seed_flag() -> None:
     teams = pd.Series(["1", "0", "Avengers; X-Men", None, "", "Solo"], dtype=object)
     assert list(team_count(teams)) == [1, 0, 2, 0, 0, 1]
+    # digits int() refuses, and numbers too long to be a flag, are names (found by the fast-path property test)
+    odd = pd.Series(["²", "٣", "1" * 30], dtype=object)
+    assert list(team_count(odd)) == [1, 1, 1]
 
 
 def test_universe_families() -> None:

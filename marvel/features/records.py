@@ -112,7 +112,7 @@ def team_counts(values: list) -> list[int]:
         text = _text(v)
         if text is None:
             out.append(0)
-        elif text.isdigit():
+        elif text.isascii() and text.isdigit() and len(text) <= 9:  # not "²" (a digit int() refuses)
             out.append(int(text))
         else:
             out.append(len([p for p in text.split(";") if p.strip()]))

@@ -41,7 +41,7 @@ def parse_segment(path: Path) -> tuple[str, int] | None:
     if not path.name.endswith(SUFFIX):
         return None
     owner, _, n = path.name.removesuffix(SUFFIX).rpartition("-")
-    return (owner, int(n)) if owner and n.isdigit() else None
+    return (owner, int(n)) if owner and n.isascii() and n.isdigit() else None
 
 
 @dataclass

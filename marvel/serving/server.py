@@ -148,7 +148,7 @@ class Scoring:
         """The body within the size and time limits, or `_Cut` with the 408/413/503 answer."""
         limit = self.max_body_bytes
         declared = headers.get("content-length")
-        size = int(declared) if declared is not None and declared.isdigit() else None
+        size = int(declared) if declared is not None and declared.isascii() and declared.isdigit() else None
         loop = asyncio.get_running_loop()
         when = loop.time() + self.body_timeout
         if self._stop_at is not None:
