@@ -17,7 +17,6 @@ import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 from pyspark.sql import functions as F
@@ -208,6 +207,10 @@ class SparkCompute:
     ) -> Any:
         """Add `column` with the model's output for every row (``mlflow.pyfunc.spark_udf``, this env's
         Python: nothing is installed on the executors)."""
+        # imported here: executors import this module to run the batch functions above, and only the driver
+        # needs MLflow (~2 s of imports in every Python worker otherwise)
+        import mlflow.pyfunc
+
         udf = mlflow.pyfunc.spark_udf(self.spark, model_uri, result_type=result_type, env_manager="local")
         inputs = [c for c in INPUT_COLUMNS if c in frame.columns]
         return frame.withColumn(column, udf(F.struct(*[F.col(c) for c in inputs])))
