@@ -16,6 +16,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -39,15 +40,15 @@ _context = multiprocessing.get_context("forkserver")
 _context.set_forkserver_preload(PRELOAD)
 
 
-def _cli(args: list[str], env: dict[str, str], cwd: str, output: str) -> None:
-    """The child: what `python -m marvel *args` does, with Popen's env/cwd/stdout=stderr=file."""
+def _cli(args: list[str], env: dict[str, str], cwd: str, output: str, errors: str) -> None:
+    """The child: what `python -m marvel *args` does, with Popen's env, cwd, stdout and stderr (files)."""
     os.environ.clear()
     os.environ.update(env)
     os.chdir(cwd)
-    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
+    for path, target in ((output, 1), (errors, 2)):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.dup2(fd, target)
+        os.close(fd)
     sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 - the process's own stdout
     sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -78,13 +79,20 @@ def _cli(args: list[str], env: dict[str, str], cwd: str, output: str) -> None:
 
 
 class Marvel:
-    """`python -m marvel *args` started in a forked process; Popen's methods, output in a file."""
+    """`python -m marvel *args` started in a forked process; Popen's methods, output in a file (stderr too,
+    unless `errors` names another)."""
 
-    def __init__(self, args: list[str], *, env: dict[str, str], cwd: Path, output: Path) -> None:
+    def __init__(
+        self, args: list[str], *, env: dict[str, str], cwd: Path, output: Path, errors: Path | None = None
+    ) -> None:
         self.output = output
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.touch()
-        self._proc = _context.Process(target=_cli, args=(args, env, str(cwd), str(output)), daemon=False)
+        self.errors = errors or output
+        for path in {output, self.errors}:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+        self._proc = _context.Process(
+            target=_cli, args=(args, env, str(cwd), str(output), str(self.errors)), daemon=False
+        )
         self._proc.start()
         assert self._proc.pid is not None
         self.pid: int = self._proc.pid
@@ -134,3 +142,16 @@ class Marvel:
                         yield pending
                     return
                 time.sleep(poll)
+
+
+def run_marvel(
+    args: list[str], *, env: dict[str, str], cwd: Path, logs: Path, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """`subprocess.run([python, -m, marvel, *args], capture_output=True, text=True)`, forked warm."""
+    logs.mkdir(parents=True, exist_ok=True)
+    n = len(list(logs.glob("*.out")))
+    proc = Marvel(args, env=env, cwd=cwd, output=logs / f"{n}.out", errors=logs / f"{n}.err")
+    code = proc.wait(timeout)
+    return subprocess.CompletedProcess(
+        ["python", "-m", "marvel", *args], code, proc.output.read_text(), proc.errors.read_text()
+    )
