@@ -15,6 +15,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hypothesis import settings
 from omegaconf import DictConfig
+from processes import forked_marvel
 
 from marvel.cli.main import main
 from marvel.core.config import CONFIG_DIR
@@ -121,8 +122,20 @@ def trained(trained_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 
 @pytest.fixture
-def cli(marvel_home: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
-    """`python -m marvel ...` as a user runs it."""
+def cli(marvel_home: Path, tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """`python -m marvel ...` in its own process, forked from a warm interpreter (`processes.forked_marvel`)."""
+
+    def _cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "MARVEL_HOME": str(marvel_home)}
+        env.pop("HYDRA_FULL_ERROR", None)
+        return forked_marvel(list(args), cwd=REPO, env=env, logs=tmp_path / "cli", timeout=timeout)
+
+    return _cli
+
+
+@pytest.fixture
+def cold_cli(marvel_home: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """`python -m marvel ...` exactly as a user runs it: a new interpreter that imports everything."""
 
     def _cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "MARVEL_HOME": str(marvel_home)}

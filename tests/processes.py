@@ -18,6 +18,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,7 +68,10 @@ def _cli(args: list[str], env: dict[str, str], cwd: str, output: str, errors: st
         traceback.print_exc()
         code = 1
     finally:
-        atexit._run_exitfuncs()  # a multiprocessing child skips them; `python -m` runs them
+        # what the interpreter does at exit, which a multiprocessing child skips: join non-daemon threads and
+        # run threading's exit hooks (joblib's loky shuts its workers down there), then the atexit handlers
+        threading._shutdown()  # type: ignore[attr-defined]
+        atexit._run_exitfuncs()
         sys.stdout.flush()
         sys.stderr.flush()
     if code is None:
@@ -144,7 +148,7 @@ class Marvel:
                 time.sleep(poll)
 
 
-def run_marvel(
+def forked_marvel(
     args: list[str], *, env: dict[str, str], cwd: Path, logs: Path, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     """`subprocess.run([python, -m, marvel, *args], capture_output=True, text=True)`, forked warm."""

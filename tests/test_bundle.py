@@ -21,7 +21,7 @@ from databricks.bundles.schemas import Schema
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 from packaging.specifiers import SpecifierSet
-from processes import run_marvel
+from processes import forked_marvel
 
 from marvel.core.config import CONFIG_DIR
 from marvel.core.engine import run
@@ -274,12 +274,12 @@ def test_prd_without_credentials_is_one_line(tmp_path: Path) -> None:
         "MARVEL_HOME": str(tmp_path),
         "DATABRICKS_CONFIG_FILE": str(tmp_path / "none"),
     }
-    out = run_marvel(["+env=prd"], cwd=REPO, env=env, logs=tmp_path / "logs")
+    out = forked_marvel(["+env=prd"], cwd=REPO, env=env, logs=tmp_path / "logs")
     assert out.returncode != 0
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1, out.stderr
     assert "DATABRICKS_HOST" in lines[0], out.stderr
-    dry = run_marvel(["+env=prd", "dry_run=true"], cwd=REPO, env=env, logs=tmp_path / "logs")
+    dry = forked_marvel(["+env=prd", "dry_run=true"], cwd=REPO, env=env, logs=tmp_path / "logs")
     assert dry.returncode == 0
     assert "mlops_prd.marvel_characters.train_set" in dry.stdout
 
@@ -292,7 +292,7 @@ def test_a_laptop_run_says_what_it_needs(tmp_path: Path) -> None:
         "DATABRICKS_HOST": "https://127.0.0.1:9",  # never contacted: the check comes first
         "DATABRICKS_TOKEN": "x",
     }
-    out = run_marvel(["+env=dev", "stages=[process,train]"], cwd=REPO, env=env, logs=tmp_path / "logs")
+    out = forked_marvel(["+env=dev", "stages=[process,train]"], cwd=REPO, env=env, logs=tmp_path / "logs")
     assert out.returncode != 0
     (line,) = out.stderr.strip().splitlines()
     assert "databricks bundle run -t dev deployment" in line

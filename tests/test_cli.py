@@ -66,11 +66,11 @@ def test_databricks_env_without_credentials(
 
 
 @pytest.mark.slow
-def test_cli_default_run_prints_one_summary(cli) -> None:
-    """The one real `python -m marvel` process of this file."""
+def test_cli_default_run_prints_one_summary(cold_cli) -> None:
+    """The one cold `python -m marvel` process of the suite: startup as a user sees it."""
     # 3000 rows: on 1500 synthetic rows the model cannot beat the always-majority baseline by the promotion
     # margin (ROC AUC 0.506), and the first model is then rightly not promoted
-    proc = cli("data.n_rows=3000", "model.params.n_estimators=40")
+    proc = cold_cli("data.n_rows=3000", "model.params.n_estimators=40")
     assert proc.returncode == 0, proc.stderr
     assert "rows: raw 3000 = quarantined 0 + train 2400 + test 600" in proc.stdout
     assert "promoted (first model)" in proc.stdout

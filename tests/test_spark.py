@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from deltalake import DeltaTable
+from processes import forked_marvel
 
 from marvel.core.quarantine import to_split_rows, validate_rows
 from marvel.core.results import RunResult
@@ -319,12 +318,11 @@ def test_spark_remote_is_honoured_without_a_second_jvm(spark: Any, marvel_home: 
     assert url is not None
     assert url.startswith("sc://localhost:")
     env = {**os.environ, "MARVEL_HOME": str(marvel_home), "SPARK_REMOTE": url}
-    out = subprocess.run(
-        [sys.executable, "-m", "marvel", "+env=spark", "data.n_rows=1500", "stages=[process]"],
+    out = forked_marvel(
+        ["+env=spark", "data.n_rows=1500", "stages=[process]"],
         cwd=REPO,
         env=env,
-        capture_output=True,
-        text=True,
+        logs=marvel_home.parent / "cli",
         timeout=240,
     )
     assert out.returncode == 0, out.stderr[-3000:]
