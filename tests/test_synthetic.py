@@ -317,14 +317,8 @@ def test_model_trained_on_synthetic_transfers_to_real(
 
 
 @pytest.mark.slow
-def test_one_million_rows_is_fast_enough(calibration: dict[str, Any]) -> None:
-    import time
-
-    src = SyntheticSource(calibration=calibration)
-    src.generate(10, 0)
-    t0 = time.perf_counter()
-    df = src.generate(1_000_000, seed=0)
-    elapsed = time.perf_counter() - t0
+def test_one_million_rows_have_unique_ids(calibration: dict[str, Any]) -> None:
+    """A million rows in one call; how fast is benchmarks/bench_synthetic.py's to say (never a timed assert)."""
+    df = SyntheticSource(calibration=calibration).generate(1_000_000, seed=0)
     assert df["PageID"].is_unique
     assert len(df) == 1_000_000
-    assert elapsed < 30  # generous for shared CI machines; typically ~5 s
