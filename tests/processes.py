@@ -4,8 +4,8 @@ A fresh interpreter spends ~5 s importing MLflow, pandas, scikit-learn and the s
 override; the fault tests start dozens of processes only to `kill -9` them. `Marvel` runs the CLI's own
 `main()` in a process forked from a warm interpreter (multiprocessing's forkserver, with marvel's modules
 preloaded; one per pytest worker). The child is a separate process with its own pid, argv, environment, working
-directory and output file; SIGKILL kills it like any other, SIGTERM reaches the handlers it installs, atexit
-handlers run as in `python -m marvel`. What differs from a cold start is only that the modules were imported
+directory and output file; SIGKILL kills it like any other, SIGTERM reaches the handlers it installs, and at
+its end non-daemon threads are joined and threading's and atexit's hooks run, as in `python -m marvel`. What differs from a cold start is only that the modules were imported
 before the fork. `tests/test_cli.py` keeps a smoke test that starts a cold `python -m marvel`.
 """
 
@@ -155,7 +155,12 @@ def forked_marvel(
     logs.mkdir(parents=True, exist_ok=True)
     n = len(list(logs.glob("*.out")))
     proc = Marvel(args, env=env, cwd=cwd, output=logs / f"{n}.out", errors=logs / f"{n}.err")
-    code = proc.wait(timeout)
+    try:
+        code = proc.wait(timeout)
+    except TimeoutError:  # as subprocess.run does: no process outlives its call
+        proc.kill()
+        proc.wait(30)
+        raise subprocess.TimeoutExpired(["python", "-m", "marvel", *args], timeout, proc.text()) from None
     return subprocess.CompletedProcess(
         ["python", "-m", "marvel", *args], code, proc.output.read_text(), proc.errors.read_text()
     )
