@@ -26,8 +26,8 @@ from marvel.data.synthetic.source import SyntheticSource
 from marvel.features.marvel import MarvelProcessor
 from tests.uc import uc_check_every_version
 
-# one Spark Connect server per test session: every Spark test runs on the same xdist worker
-pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
+# one Spark Connect server per test session: conftest's ONE_WORKER keeps this file on one xdist worker
+pytestmark = pytest.mark.spark
 REPO = Path(__file__).resolve().parents[1]
 SETTINGS: dict[str, Any] = {
     "remote": "local[2]",
