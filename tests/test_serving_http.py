@@ -17,6 +17,7 @@ import pytest
 import requests
 from serving_kit import ENDPOINT, home_with_challenger, post, serve, table, wait_for
 
+from marvel.core.schemas import INPUT_REQUIRED
 from marvel.core.tables import DeltaTableStore
 from marvel.serving.deployer import LocalEndpoint
 from marvel.serving.examples import RAW_EXAMPLE
@@ -206,20 +207,8 @@ def test_probes_version_csv_and_unknown_routes(endpoint: LocalEndpoint) -> None:
 
     assert requests.get(f"{endpoint.url}/version", timeout=5).text == mlflow.__version__
     record = {**RAW_EXAMPLE, "Height": None}
-    csv = "Height,Weight,Universe,Identity,Gender,Marital_Status,Teams,Origin,Id\n" + ",".join(
-        "" if record[c] is None else str(record[c])
-        for c in [
-            "Height",
-            "Weight",
-            "Universe",
-            "Identity",
-            "Gender",
-            "Marital_Status",
-            "Teams",
-            "Origin",
-            "Id",
-        ]
-    )
+    columns = [*INPUT_REQUIRED, "Id"]
+    csv = ",".join(columns) + "\n" + ",".join("" if record[c] is None else str(record[c]) for c in columns)
     as_csv = requests.post(
         f"{endpoint.url}/invocations", data=csv, headers={"Content-Type": "text/csv"}, timeout=10
     )

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from serving_kit import wait_for
 
 from marvel.core.tables import DeltaTableStore
 from marvel.serving.inference_log import InferenceLogWriter, make_row
@@ -34,21 +35,14 @@ def rows_in(store: DeltaTableStore, table: str = "payload") -> int:
     return len(store.read(table)) if store.exists(table) else 0
 
 
-def wait_for(predicate, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
-
-
 def test_flushes_on_size_on_time_and_on_close(tmp_path: Path) -> None:
     store = DeltaTableStore(tmp_path / "lake")
     writer = InferenceLogWriter(store, "payload", max_rows=5, max_seconds=3600, fallback_dir=tmp_path)
     for i in range(12):
         writer.submit(row(i))
-    assert wait_for(lambda: rows_in(store) == 10)  # two full batches, without waiting for the clock
+    assert wait_for(
+        lambda: rows_in(store) == 10, timeout=10
+    )  # two full batches, without waiting for the clock
     time.sleep(0.3)
     assert rows_in(store) == 10  # the 2 left wait for size, time or close
     writer.close()
