@@ -36,11 +36,20 @@ ONE_WORKER = {"tests/test_spark.py": "one local Spark Connect server (a JVM) per
 
 
 class Scheduling(LoadScopeScheduling):
-    """Each test is its own unit of work, except the files in ONE_WORKER: each of those is one unit."""
+    """Each test is its own unit of work, except the files in ONE_WORKER: each of those is one unit, and goes
+    out first (the longest unit started last would leave the other worker idle at the end)."""
 
     def _split_scope(self, nodeid: str) -> str:
         path = nodeid.split("::", 1)[0]
         return path if path in ONE_WORKER else nodeid
+
+    def schedule(self) -> None:
+        if self.collection is None and self.registered_collections:  # the first call builds the queue
+            collected = {n.split("::", 1)[0] for n in next(iter(self.registered_collections.values()))}
+            for scope in ONE_WORKER:
+                if scope in collected:
+                    self.workqueue[scope] = {}  # its place at the head of the queue; schedule() fills it
+        super().schedule()
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -4,8 +4,9 @@ Every write of refresh N carries Delta's application transaction ``(app_id, N)``
 Structured Streaming uses for exactly-once sinks). A rerun after a crash asks each table whether refresh N
 already committed there (`done`) and skips that write, so nothing is written twice and nothing is lost.
 
-``MARVEL_MONITOR_COMMIT_PAUSE`` (seconds) sleeps after each commit: the fault tests set it so that a
-``kill -9`` lands between two commits, where a crash hurts most.
+``MARVEL_MONITOR_HOLD_AFTER_COMMIT=k`` makes the process stop moving right after its k-th commit (it sleeps
+for `HOLD_SECONDS`, then goes on): the fault tests set it and send ``kill -9`` there, between two commits,
+where a crash hurts most, without waiting at the commits before it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 CDF = {"delta.enableChangeDataFeed": "true"}
 # row groups small enough that a read of a few windows skips the rest by their timestamp statistics
 ROW_GROUP = 32_768
+HOLD_SECONDS = 600.0
 CDF_COLUMNS = ["_change_type", "_commit_version", "_commit_timestamp"]
 
 
@@ -43,7 +45,7 @@ class Lake:
     def __init__(self, store: TableStore, app_id: str) -> None:
         self.store = store
         self.app_id = app_id
-        self.pause = float(os.environ.get("MARVEL_MONITOR_COMMIT_PAUSE", "0") or 0)
+        self.hold_after = int(os.environ.get("MARVEL_MONITOR_HOLD_AFTER_COMMIT", "0") or 0)
         self.commits: list[str] = []  # tables this process committed to, in order
 
     # -- reading ----------------------------------------------------------------------------------------
@@ -116,8 +118,8 @@ class Lake:
     def _committed(self, name: str) -> None:
         self.commits.append(name)
         log.debug("refresh commit to %s", name)
-        if self.pause:
-            time.sleep(self.pause)
+        if len(self.commits) == self.hold_after:
+            time.sleep(HOLD_SECONDS)
 
     def write(
         self, name: str, data: pa.Table, refresh: int, mode: str = "append", check: bool = True

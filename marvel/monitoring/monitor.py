@@ -83,6 +83,7 @@ class LocalMonitor:
         fail_on_alert: bool = False,
         report_windows: Annotated[int, Between(1, None)] = 6,
         report_history: Annotated[int, Between(1, None)] = 96,
+        report: bool = True,
     ) -> None:
         self.granularity = str(granularity)
         self.step = parse_granularity(self.granularity)
@@ -104,6 +105,7 @@ class LocalMonitor:
         self.fail_on_alert = bool(fail_on_alert)
         self.report_windows = int(report_windows)
         self.report_history = int(report_history)
+        self.report = bool(report)
         self.revision = METRICS_REVISION
         if self.min_count < 1:
             raise MarvelError(f"monitor.min_count must be at least 1, got {min_count}")
@@ -314,7 +316,8 @@ class LocalMonitor:
             "tables": [self.monitoring_table, self.profile_table, self.drift_table, self.alerts_table_name],
             "rebuilt": any(o.full for o in outcomes),
         }
-        if getattr(ctx, "out_dir", None) is not None and any(o.changed for o in outcomes) and windows:
+        wanted = self.report and getattr(ctx, "out_dir", None) is not None
+        if wanted and any(o.changed for o in outcomes) and windows:
             tick = time.perf_counter()
             result["card"] = self._report(ctx, windows, open_now, result)
             total.timings["report"] = round(time.perf_counter() - tick, 3)
