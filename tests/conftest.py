@@ -7,9 +7,10 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -20,8 +21,18 @@ from xdist.scheduler import LoadScopeScheduling
 
 from marvel.cli.main import main
 from marvel.core.config import CONFIG_DIR
-from marvel.core.engine import run
-from marvel.core.results import RunResult
+
+if TYPE_CHECKING:
+    from marvel.core.results import RunResult
+
+
+def run(cfg: DictConfig, out_dir: Path, overrides: Sequence[str] = ()) -> RunResult:
+    """The engine's `run`, imported on first use: xdist's controller process imports this conftest too but runs
+    no test, and the engine's imports (MLflow, scikit-learn) would add ~3 s to the start of every run."""
+    from marvel.core.engine import run as engine_run
+
+    return engine_run(cfg, out_dir=out_dir, overrides=overrides)
+
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,23 +41,24 @@ REPO = Path(__file__).resolve().parents[1]
 settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
-# Test files whose tests must share one xdist worker, and why. (pytest-xdist's `xdist_group` mark does nothing
-# under pytest 9.2: it renames `item._nodeid`, which pytest no longer reads; so the grouping is done here.)
-ONE_WORKER = {"tests/test_spark.py": "one local Spark Connect server (a JVM) per test session"}
+# The longest test files, longest first: they go out before the rest, so that no worker starts a long file
+# while the other is about to finish (pytest-xdist's `xdist_group` mark does nothing under pytest 9.2: it renames
+# `item._nodeid`, which pytest no longer reads; so the grouping is done here). test_spark.py must stay on one
+# worker in any case: one local Spark Connect server (a JVM) per test session.
+LONGEST_FIRST = ["tests/test_monitoring_crash.py", "tests/test_spark.py"]
 
 
 class Scheduling(LoadScopeScheduling):
-    """Each test is its own unit of work, except the files in ONE_WORKER: each of those is one unit, and goes
-    out first (the longest unit started last would leave the other worker idle at the end)."""
+    """Each test file is one unit of work (its module fixtures, such as a served endpoint or a set of lakes,
+    are then built once, not once per worker); the files in LONGEST_FIRST go out first."""
 
     def _split_scope(self, nodeid: str) -> str:
-        path = nodeid.split("::", 1)[0]
-        return path if path in ONE_WORKER else nodeid
+        return nodeid.split("::", 1)[0]
 
     def schedule(self) -> None:
         if self.collection is None and self.registered_collections:  # the first call builds the queue
             collected = {n.split("::", 1)[0] for n in next(iter(self.registered_collections.values()))}
-            for scope in ONE_WORKER:
+            for scope in LONGEST_FIRST:
                 if scope in collected:
                     self.workqueue[scope] = {}  # its place at the head of the queue; schedule() fills it
         super().schedule()
@@ -54,7 +66,29 @@ class Scheduling(LoadScopeScheduling):
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> Scheduling:
-    return Scheduling(config, log)  # type: ignore[arg-type]
+    return Scheduling(config, log)
+
+
+# A test whose body takes longer than ~1.5 s alone on a quiet machine is marked slow: `-m "not slow"` is the fast
+# loop (CONTRIBUTING.md). The end of each run lists unmarked tests whose body took longer than SLOW_AFTER here:
+# a hint to mark or speed them up, not a check (a loaded machine inflates every time).
+SLOW_AFTER = 3.0
+_call_seconds: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" and "slow" not in report.keywords:
+        _call_seconds[report.nodeid] = report.duration
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    over = sorted(((s, n) for n, s in _call_seconds.items() if s > SLOW_AFTER), reverse=True)
+    if over:
+        terminalreporter.section(
+            f"unmarked tests slower than {SLOW_AFTER:g} s: mark them slow or speed them up"
+        )
+        for seconds, nodeid in over:
+            terminalreporter.write_line(f"{seconds:6.1f} s  {nodeid}")
 
 
 # Small, fast defaults for tests: the behaviour is the same, the numbers of rows and trees are not.
@@ -211,5 +245,5 @@ def marvel_main(
 
 
 @pytest.fixture(scope="session")
-def session_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def session_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("session")

@@ -26,8 +26,9 @@ from marvel.data.synthetic.source import SyntheticSource
 from marvel.features.marvel import MarvelProcessor
 from tests.uc import uc_check_every_version
 
-# one Spark Connect server per test session: conftest's ONE_WORKER keeps this file on one xdist worker
-pytestmark = pytest.mark.spark
+# one Spark Connect server per test session: conftest's scheduling keeps this file on one xdist worker. Every
+# test here waits on the JVM for seconds (its start alone is ~8 s): all of them are outside the fast loop.
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[1]
 SETTINGS: dict[str, Any] = {
     "remote": "local[2]",
@@ -39,6 +40,9 @@ SETTINGS: dict[str, Any] = {
         "spark.ui.enabled": False,
         "spark.ui.showConsoleProgress": False,
         "spark.driver.memory": "2g",
+        # a short-lived test JVM: the C1 compiler only and one GC thread spend less CPU than the defaults,
+        # which are tuned for long jobs (the Spark file, alone: 109 s of CPU instead of 130)
+        "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
     },
 }
 
@@ -284,7 +288,6 @@ def run_on_session(spark: Any, run_marvel: Callable[..., RunResult]) -> Callable
     return _run
 
 
-@pytest.mark.slow
 def test_env_spark_runs_process_train_score(
     run_on_session: Callable[..., RunResult], marvel_home: Path
 ) -> None:
@@ -308,7 +311,6 @@ def test_env_spark_runs_process_train_score(
     assert {s["path"] for s in sources} == {str(warehouse / "train_set"), str(warehouse / "test_set")}
 
 
-@pytest.mark.slow
 def test_spark_remote_is_honoured_without_a_second_jvm(spark: Any, marvel_home: Path) -> None:
     """`SPARK_REMOTE=sc://...  python -m marvel +env=spark`: a real CLI run that connects to the session's
     Connect server (PySpark's own variable wins over env.spark.remote), so no second JVM starts."""
