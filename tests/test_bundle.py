@@ -146,6 +146,7 @@ def test_schema_is_declared_and_used_by_every_task() -> None:
             assert "env.schema=${resources.schemas.marvel_characters.name}" in params, (job, task["task_key"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", TARGETS)
 def test_every_task_composes(target: str) -> None:
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
@@ -268,6 +269,7 @@ def test_dry_run_plan_spark_and_local(tmp_path: Path) -> None:
     assert "PandasCompute" in local
 
 
+@pytest.mark.slow
 def test_prd_without_credentials_is_one_line(tmp_path: Path) -> None:
     env = {
         "PATH": "/usr/bin:/bin",
@@ -284,6 +286,7 @@ def test_prd_without_credentials_is_one_line(tmp_path: Path) -> None:
     assert "mlops_prd.marvel_characters.train_set" in dry.stdout
 
 
+@pytest.mark.slow
 def test_a_laptop_run_says_what_it_needs(tmp_path: Path) -> None:
     """+env=dev on a laptop: credentials are there, Spark is not: one line says what a run needs."""
     env = {

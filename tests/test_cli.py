@@ -38,6 +38,7 @@ def test_wrong_columns(marvel_main, tmp_path: Path) -> None:
     assert "Kaggle" in line
 
 
+@pytest.mark.slow
 def test_unparseable_numbers_everywhere(marvel_main, tmp_path: Path) -> None:
     header = ",PageID,Name,Universe,URL,Identity,Gender,Alive,Marital Status,Teams,Height (m),Weight (kg),Origin,Creators"
     rows = [f"{i},P{i},N,Earth-616,u,Public,Male,Alive,Single,,tall,heavy,Human," for i in range(20)]

@@ -54,6 +54,7 @@ def _variant(name: str, version: int, share: int, alias: str = "latest-model") -
     return {"name": name, "model": MODEL, "alias": alias, "version": version, "traffic_percentage": share}
 
 
+@pytest.mark.slow
 def test_endpoint_create_then_update_with_ab_traffic(workspace: tuple[Workspace, WorkspaceClient]) -> None:
     ws, client = workspace
     endpoint = _deployer([_variant("A", 3, 100)]).deploy(client=client)
@@ -166,6 +167,7 @@ def test_ab_of_one_version_twice_is_refused_before_any_call(
     assert ws.requests == [] or all(m == "GET" for m, _, _ in ws.requests)
 
 
+@pytest.mark.slow
 def test_gateway_keeps_its_settings_and_disables_the_table_before_moving_it(
     workspace: tuple[Workspace, WorkspaceClient],
 ) -> None:
@@ -278,6 +280,7 @@ def test_granularities_map_to_the_data_quality_enum() -> None:
         granularity("7 minutes")
 
 
+@pytest.mark.slow
 def test_a_whole_release_through_the_standin(
     workspace: tuple[Workspace, WorkspaceClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:

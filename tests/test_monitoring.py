@@ -166,6 +166,7 @@ def test_refresh_builds_the_tables_by_window_against_the_models_own_baseline(sto
     assert "BASELINE drift" not in " ".join(res["notes"])
 
 
+@pytest.mark.slow
 def test_refresh_twice_changes_nothing(store, answer) -> None:
     payload, _ = stream(answer, 3, per_window=100)
     store.write("custom_model_payload", payload)
@@ -183,6 +184,7 @@ def test_refresh_twice_changes_nothing(store, answer) -> None:
         pd.testing.assert_frame_equal(store.read(n), before[n][1])
 
 
+@pytest.mark.slow
 def test_new_rows_only_change_their_windows(store, answer) -> None:
     first, _ = stream(answer, 3, per_window=100)
     store.write("custom_model_payload", first)
@@ -221,6 +223,7 @@ def test_requests_seen_before_are_not_counted_twice(store, answer) -> None:
     assert len(store.read("model_monitoring")) == 200
 
 
+@pytest.mark.slow
 def test_incremental_equals_a_full_rebuild(store, answer, tmp_path: Path, trained: Path) -> None:
     a, _ = stream(answer, 2, per_window=100)
     b, _ = stream(answer, 2, start=2, per_window=100)
@@ -248,6 +251,7 @@ def _labels(raw: pd.DataFrame, at: pd.Timestamp) -> pd.DataFrame:
     )
 
 
+@pytest.mark.slow
 def test_late_labels_are_merged_into_their_windows_only(store, answer) -> None:
     payload, raw = stream(answer, 3, per_window=200)
     store.write("custom_model_payload", payload)
@@ -284,6 +288,7 @@ def test_late_labels_are_merged_into_their_windows_only(store, answer) -> None:
     pd.testing.assert_frame_equal(untouched, expected.drop(columns=["logging_table_commit_version"]))
 
 
+@pytest.mark.slow
 def test_duplicate_and_unknown_label_ids_are_counted_and_the_latest_wins(store, answer) -> None:
     payload, raw = stream(answer, 1, per_window=100)
     store.write("custom_model_payload", payload)
@@ -336,6 +341,7 @@ def test_quality_in_lakehouse_shapes_matches_scikit_learn() -> None:
 
 
 # --------------------------------------------------------------------------------------------- alerts, stage
+@pytest.mark.slow
 def test_alerts_name_the_drifted_columns_in_the_drifted_windows(store, answer, tmp_path: Path) -> None:
     clean, _ = stream(answer, 4, per_window=200, seed=11)
     drifted, _ = stream(
@@ -365,6 +371,7 @@ def test_alerts_name_the_drifted_columns_in_the_drifted_windows(store, answer, t
     assert all(p.exists() for p in res["card"].images)
 
 
+@pytest.mark.slow
 def test_per_column_override_and_disabled_column(store, answer) -> None:
     drifted, _ = stream(answer, 2, per_window=200, drift={"height_scale": 2.0})
     store.write("custom_model_payload", drifted)
@@ -373,6 +380,7 @@ def test_per_column_override_and_disabled_column(store, answer) -> None:
     assert "Height" not in {a.column_name for a in res["alerts"]}
 
 
+@pytest.mark.slow
 def test_stage_prints_new_alerts_and_fails_only_on_new_ones(trained: Path, run_marvel, capsys) -> None:
     store = DeltaTableStore(trained / "lake")
     use_registry(trained)
@@ -413,6 +421,7 @@ def test_requests_that_score_nothing_are_quarantined_and_counted(store, answer) 
     assert q["reason"].str.len().gt(0).all()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("override", "says"),
     [

@@ -73,6 +73,7 @@ def store(trained: Path) -> DeltaTableStore:
     return DeltaTableStore(trained / "lake")
 
 
+@pytest.mark.slow
 def test_changed_rules_reevaluate_every_window_and_resolve(store: DeltaTableStore) -> None:
     drifted, _ = synthetic_stream(3, 200, T0, STEP, scorer=scorer("1"), drift={"height_scale": 2.0})
     store.write("custom_model_payload", drifted)
@@ -89,6 +90,7 @@ def test_changed_rules_reevaluate_every_window_and_resolve(store: DeltaTableStor
     assert set(alerts.loc[alerts["column_name"] == "Height", "status"]) == {"resolved"}
 
 
+@pytest.mark.slow
 def test_late_labels_open_and_then_resolve_a_quality_alert(store: DeltaTableStore) -> None:
     payload, raw = synthetic_stream(1, 100, T0, STEP, scorer=scorer("1"))
     store.write("custom_model_payload", payload)
@@ -112,6 +114,7 @@ def test_late_labels_open_and_then_resolve_a_quality_alert(store: DeltaTableStor
     assert alerts.loc["quality", "resolved_refresh"] == 3
 
 
+@pytest.mark.slow
 def test_cbpe_alerts_when_the_model_is_unsure_without_a_single_label(store: DeltaTableStore) -> None:
     model = scorer("1")
     unsure = lambda records: 0.5 + (model(records) - 0.5) * 0.1  # noqa: E731  answers pulled to a coin flip
@@ -128,6 +131,7 @@ def test_cbpe_alerts_when_the_model_is_unsure_without_a_single_label(store: Delt
     assert t.loc[T0 + STEP * 2, "marvel_estimated_accuracy_drop"] > 0.05
 
 
+@pytest.mark.slow
 def test_a_window_recomputed_only_for_its_neighbour_keeps_its_quality_alert(store: DeltaTableStore) -> None:
     # window 1 alerts on quality; late requests then land in window 0, which recomputes window 1's
     # consecutive drift but not its profile: its quality alert is neither resolved nor raised again

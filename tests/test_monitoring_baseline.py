@@ -55,6 +55,7 @@ def test_windows_served_by_different_versions_use_their_own_baselines(trained: P
     }
 
 
+@pytest.mark.slow
 def test_a_new_processing_does_not_change_old_windows(trained: Path, run_marvel) -> None:
     use_registry(trained)
     answer = scorer("1")
@@ -84,6 +85,7 @@ def test_a_new_processing_does_not_change_old_windows(trained: Path, run_marvel)
     assert set(base["marvel_baseline"].dropna()) == {"train_set@v0", "test_set@v0 model answers"}
 
 
+@pytest.mark.slow
 def test_a_baseline_that_no_longer_exists_is_said_and_its_rows_skipped(
     trained: Path, run_marvel, capsys
 ) -> None:

@@ -12,6 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
@@ -77,6 +78,7 @@ SETTINGS = settings(
 )
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(scale=st.floats(1.5, 4.0), seed=st.integers(0, 10**6))
 def test_height_scaling_from_one_and_a_half_is_flagged(scale: float, seed: int) -> None:
@@ -85,6 +87,7 @@ def test_height_scaling_from_one_and_a_half_is_flagged(scale: float, seed: int) 
     assert hit >= 4, f"height x{scale:.2f} caught in only {hit}/5 windows"
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(share=st.floats(0.6, 0.95), seed=st.integers(0, 10**6))
 def test_universe_share_shift_is_flagged(share: float, seed: int) -> None:
@@ -93,6 +96,7 @@ def test_universe_share_shift_is_flagged(share: float, seed: int) -> None:
     assert all(("Universe", T0 + STEP * w) in fired for w in range(3))
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(seed=st.integers(0, 10**6))
 def test_undrifted_streams_from_other_seeds_are_not_flagged(seed: int) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import assert_valid_raw, invalidate, raw_frames
@@ -23,6 +24,7 @@ def _split(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return split_valid(df, RawCharacters, table="raw", stage="test", run_id="r", numeric=RAW_NUMERIC)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(raw_frames(min_rows=4))
 def test_valid_frames_pass_and_survive_processing(df: pd.DataFrame) -> None:
@@ -40,6 +42,7 @@ def test_valid_frames_pass_and_survive_processing(df: pd.DataFrame) -> None:
         assert features.index.equals(rows.index)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(raw_frames(min_rows=4))
 def test_processing_is_deterministic(df: pd.DataFrame) -> None:
@@ -52,6 +55,7 @@ def test_processing_is_deterministic(df: pd.DataFrame) -> None:
     pd.testing.assert_frame_equal(a.fit_transform(rows, y), b.fit_transform(rows, y))
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(data=st.data(), df=raw_frames(min_rows=5))
 def test_invalid_values_are_quarantined_never_dropped(data: st.DataObject, df: pd.DataFrame) -> None:

@@ -111,6 +111,7 @@ def test_sigkill_in_steady_state_loses_nothing_and_the_monitor_stage_recovers(ho
     assert_all_answered_rows(home, "payload_kill_steady", answered)
 
 
+@pytest.mark.slow
 def test_a_poisonous_request_does_not_stop_the_rows_after_it(home: Path) -> None:
     """A lone surrogate in client_request_id once made every later batch fail in Arrow."""
     with serve(home, "deploy.inference_table=payload_poison", "deploy.flush.max_seconds=0.1") as ep:

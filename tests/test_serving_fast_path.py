@@ -123,6 +123,7 @@ def fitted_processors(synthetic: tuple[pd.DataFrame, np.ndarray]) -> list[SeedPr
     return [_fitted(cls, raw.iloc[:3000], y[:3000]) for cls in PROCESSORS]
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(records=odd_records())
 def test_per_record_features_equal_frame_features_on_odd_records(

@@ -121,6 +121,7 @@ def test_chunked_and_keep_alive_requests_work(endpoint: LocalEndpoint) -> None:
     assert answer.count(b"HTTP/1.1 200") == 2, answer  # two pipelined requests on one connection
 
 
+@pytest.mark.slow
 def test_slow_and_aborted_clients_leave_no_phantom_rows(endpoint: LocalEndpoint, home: Path) -> None:
     before_rows, before = len(rows(endpoint, home)), answered(endpoint)
     # trickled headers: closed after header_timeout, before any request
@@ -236,6 +237,7 @@ def test_rows_equal_requests(endpoint: LocalEndpoint, home: Path) -> None:
     assert logged["databricks_request_id"].is_unique
 
 
+@pytest.mark.slow
 def test_shutdown_answers_a_body_still_arriving_with_a_logged_503(home: Path) -> None:
     with serve(
         home, "deploy.inference_table=payload_shutdown", "deploy.graceful_timeout=2", "deploy.body_timeout=60"

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from serving_kit import wait_for
 
 from marvel.core.tables import DeltaTableStore
@@ -35,6 +36,7 @@ def rows_in(store: DeltaTableStore, table: str = "payload") -> int:
     return len(store.read(table)) if store.exists(table) else 0
 
 
+@pytest.mark.slow
 def test_flushes_on_size_on_time_and_on_close(tmp_path: Path) -> None:
     store = DeltaTableStore(tmp_path / "lake")
     writer = InferenceLogWriter(store, "payload", max_rows=5, max_seconds=3600, fallback_dir=tmp_path)

@@ -32,6 +32,7 @@ def test_every_shipped_option_fits_the_schema(option: str) -> None:
     settings.check(_compose(option))
 
 
+@pytest.mark.slow
 def test_databricks_envs_with_their_ab_deploy_fit_the_schema() -> None:
     for env in ("dev", "acc", "prd"):
         settings.check(_compose(f"+env={env}", "deploy=databricks_ab"))

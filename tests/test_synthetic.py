@@ -69,6 +69,7 @@ drift_strategy = st.fixed_dictionaries(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 2**32 - 1), drift=drift_strategy, n=st.integers(1, 400))
 def test_output_passes_schema_for_any_seed_and_drift(

@@ -74,6 +74,7 @@ def test_the_pyfunc_takes_what_the_source_platforms_clients_send(trained: Path) 
     assert len(custom.predict(input_example())["Survival prediction"]) == 2
 
 
+@pytest.mark.slow
 def test_a_failed_registration_moves_no_alias(
     trained: Path, run_marvel: Callable[..., RunResult], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -113,6 +114,7 @@ def test_train_inputs_are_delta_table_versions(trained: Path) -> None:
         assert (tags["table"], tags["version"]) == (table, "0")
 
 
+@pytest.mark.slow
 def test_the_train_stage_creates_the_schema_before_registering(
     trained: Path, run_marvel: Callable[..., RunResult], monkeypatch: pytest.MonkeyPatch
 ) -> None:
