@@ -3,8 +3,12 @@ exact replay."""
 
 from __future__ import annotations
 
+import multiprocessing
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
+import mlflow
 import pandas as pd
 import pytest
 import spy_features
@@ -115,3 +119,54 @@ def test_sweep_parent_children_summary_and_selection(cli, marvel_home: Path) -> 
     assert parent.data.metrics["selected_test_roc_auc"] == selected[0].data.metrics["roc_auc"]
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"sweep_summary.csv", "sweep_summary.png"} <= artifacts
+
+
+def _log_tables_in_step(db: str, lake: str, barrier: Any, rounds: int, errors: Any) -> None:
+    """One parallel sweep job: a run that logs table versions as inputs, each at the same moment as the other
+    job (the barrier), as two jobs that processed the same data do."""
+    import mlflow
+
+    from marvel.core.catalog import TRAIN_SET
+    from marvel.stages.train import log_table_input
+
+    mlflow.set_tracking_uri(f"sqlite:///{db}")
+    mlflow.set_experiment("race")
+    ctx = SimpleNamespace(store=DeltaTableStore(lake))
+    frame = pd.DataFrame({"x": [1.5, 2.5], "Alive": [0, 1]})
+    with mlflow.start_run():
+        for version in range(rounds):
+            barrier.wait(timeout=60)
+            try:
+                log_table_input(ctx, TRAIN_SET, frame, version, "training")  # type: ignore[arg-type]
+            except Exception as exc:  # reported to the test, which fails on it
+                errors.put(f"{type(exc).__name__}: {str(exc)[:300]}")
+
+
+def test_parallel_jobs_logging_the_same_table_version_both_succeed(tmp_path: Path) -> None:
+    """MLflow's SQL store looks a dataset up and then inserts it: two jobs logging the same table version at
+    once race to the insert, and the loser got a UNIQUE-constraint error that failed its sweep job."""
+    context = multiprocessing.get_context("spawn")
+    db = tmp_path / "mlflow.db"
+    mlflow.set_tracking_uri(f"sqlite:///{db}")
+    mlflow.set_experiment("race")  # the schema exists before the jobs start, as in a sweep
+    barrier, errors, rounds = context.Barrier(2), context.Queue(), 10  # without the fix, every round failed
+    jobs = [
+        context.Process(
+            target=_log_tables_in_step, args=(str(db), str(tmp_path / "lake"), barrier, rounds, errors)
+        )
+        for _ in range(2)
+    ]
+    for job in jobs:
+        job.start()
+    for job in jobs:
+        job.join(timeout=300)
+    failures = []
+    while not errors.empty():
+        failures.append(errors.get())
+    assert failures == []
+    assert [job.exitcode for job in jobs] == [0, 0]
+    runs = MlflowClient().search_runs([MlflowClient().get_experiment_by_name("race").experiment_id])
+    assert len(runs) == 2
+    for run in runs:  # every version is an input of both runs, one dataset each
+        names = sorted(d.dataset.name for d in run.inputs.dataset_inputs)
+        assert names == sorted(f"train_set@v{v}" for v in range(rounds))
