@@ -29,7 +29,12 @@ def test_mlflow_models_serve_answers_like_the_pyfunc(trained: Path) -> None:
     uri = f"sqlite:///{trained}/mlflow.db"
     port = _free_port()
     bin_dir = str(Path(sys.executable).parent)  # mlflow starts uvicorn from PATH
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}"}
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": uri,
+        "MLFLOW_REGISTRY_URI": uri,  # both, as a user would: the registry is where the model is looked up
+        "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}",
+    }
     server = subprocess.Popen(
         [
             sys.executable,
