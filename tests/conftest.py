@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sqlite3
@@ -102,6 +103,16 @@ def real_data_path() -> Path | None:
     return next((p.resolve() for p in candidates if p.is_file()), None)
 
 
+@pytest.fixture(autouse=True)
+def _no_mlflow_uri_from_an_earlier_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`mlflow.set_tracking_uri`/`set_registry_uri` also export MLFLOW_TRACKING_URI/MLFLOW_REGISTRY_URI (for
+    child processes). Each test starts without them, and they are put back as they were when it ends: an
+    in-process run's URIs no longer reach a later test's `mlflow models serve` (which then looked its model up
+    in another test's registry, and after that home was deleted, in an empty one)."""
+    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        monkeypatch.delenv(var, raising=False)
+
+
 @pytest.fixture
 def real_data() -> Path:
     path = real_data_path()
@@ -126,11 +137,33 @@ def make_config(home: Path, overrides: list[str]) -> DictConfig:
         )
 
 
+@pytest.fixture(scope="session")
+def mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty MLflow database, created and migrated by MLflow itself once per worker. A new database costs
+    ~1.5 s of Alembic migrations; homes that run marvel start from a copy, as a home whose database MLflow made
+    on an earlier day. (The CLI error tests, which check that no database is made, and the cold CLI smoke test,
+    which makes its own, start without one.)"""
+    from mlflow import MlflowClient  # here, not at the top: the xdist controller imports this file too
+
+    path = tmp_path_factory.mktemp("mlflow_db") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    return path
+
+
+def with_mlflow_db(home: Path, template: Path) -> Path:
+    """`home` with a copy of the migrated, empty database, unless it has a database already."""
+    if not (home / "mlflow.db").exists():
+        home.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(template, home / "mlflow.db")
+    return home
+
+
 @pytest.fixture
-def run_marvel(marvel_home: Path) -> Callable[..., RunResult]:
+def run_marvel(marvel_home: Path, mlflow_db: Path) -> Callable[..., RunResult]:
     """Run the engine in-process on the real config with overrides; returns the stage results."""
 
     def _run(*overrides: str, fast: bool = True) -> RunResult:
+        with_mlflow_db(marvel_home, mlflow_db)
         cfg = make_config(marvel_home, [*(FAST if fast else []), *overrides])
         return run(cfg, out_dir=marvel_home / "out", overrides=overrides)
 
@@ -163,10 +196,10 @@ def clone_home(src: Path, dst: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def trained_home(tmp_path_factory: pytest.TempPathFactory, mlflow_db: Path) -> Path:
     """A MARVEL_HOME where the default lifecycle (process, train; FAST sizes) ran once for the whole session:
     tables, MLflow runs and v1 of both models at alias latest-model. Never use it directly: `trained` copies it."""
-    home = tmp_path_factory.mktemp("trained") / "marvel_home"
+    home = with_mlflow_db(tmp_path_factory.mktemp("trained") / "marvel_home", mlflow_db)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MARVEL_HOME", str(home))
         mp.delenv("MARVEL_SERVING_TOKEN", raising=False)
@@ -184,10 +217,13 @@ def trained(trained_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 
 @pytest.fixture
-def cli(marvel_home: Path, tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+def cli(
+    marvel_home: Path, tmp_path: Path, mlflow_db: Path
+) -> Callable[..., subprocess.CompletedProcess[str]]:
     """`python -m marvel ...` in its own process, forked from a warm interpreter (`processes.forked_marvel`)."""
 
     def _cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        with_mlflow_db(marvel_home, mlflow_db)
         env = {**os.environ, "MARVEL_HOME": str(marvel_home)}
         env.pop("HYDRA_FULL_ERROR", None)
         return forked_marvel(list(args), cwd=REPO, env=env, logs=tmp_path / "cli", timeout=timeout)
@@ -234,10 +270,23 @@ def marvel_main(
         monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
         capsys.readouterr()
         code = 0
+        # Hydra points the root logger at the run's log file; a process ends there, this one goes on: put the
+        # root logger back, or later log lines go to a file in a tmp_path already deleted
+        root = logging.getLogger()
+        handlers, level = root.handlers[:], root.level
         try:
             main()
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
+        finally:
+            for handler in root.handlers[:]:
+                if handler not in handlers:
+                    root.removeHandler(handler)
+                    handler.close()
+            for handler in handlers:
+                if handler not in root.handlers:
+                    root.addHandler(handler)
+            root.setLevel(level)
         out = capsys.readouterr()
         return Invocation(code, out.out, out.err)
 
