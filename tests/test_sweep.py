@@ -14,7 +14,9 @@ import pytest
 import spy_features
 from mlflow import MlflowClient
 
+from marvel.core.catalog import TRAIN_SET
 from marvel.core.tables import DeltaTableStore
+from marvel.stages.train import log_table_input
 from marvel.training.selection import cross_validate
 
 pytestmark = pytest.mark.slow
@@ -124,11 +126,6 @@ def test_sweep_parent_children_summary_and_selection(cli, marvel_home: Path) -> 
 def _log_tables_in_step(db: str, lake: str, barrier: Any, rounds: int, errors: Any) -> None:
     """One parallel sweep job: a run that logs table versions as inputs, each at the same moment as the other
     job (the barrier), as two jobs that processed the same data do."""
-    import mlflow
-
-    from marvel.core.catalog import TRAIN_SET
-    from marvel.stages.train import log_table_input
-
     mlflow.set_tracking_uri(f"sqlite:///{db}")
     mlflow.set_experiment("race")
     ctx = SimpleNamespace(store=DeltaTableStore(lake))
@@ -147,8 +144,8 @@ def test_parallel_jobs_logging_the_same_table_version_both_succeed(tmp_path: Pat
     once race to the insert, and the loser got a UNIQUE-constraint error that failed its sweep job."""
     context = multiprocessing.get_context("spawn")
     db = tmp_path / "mlflow.db"
-    mlflow.set_tracking_uri(f"sqlite:///{db}")
-    mlflow.set_experiment("race")  # the schema exists before the jobs start, as in a sweep
+    client = MlflowClient(tracking_uri=f"sqlite:///{db}")
+    experiment = client.create_experiment("race")  # the schema exists before the jobs start, as in a sweep
     barrier, errors, rounds = context.Barrier(2), context.Queue(), 10  # without the fix, every round failed
     jobs = [
         context.Process(
@@ -165,7 +162,7 @@ def test_parallel_jobs_logging_the_same_table_version_both_succeed(tmp_path: Pat
         failures.append(errors.get())
     assert failures == []
     assert [job.exitcode for job in jobs] == [0, 0]
-    runs = MlflowClient().search_runs([MlflowClient().get_experiment_by_name("race").experiment_id])
+    runs = client.search_runs([experiment])
     assert len(runs) == 2
     for run in runs:  # every version is an input of both runs, one dataset each
         names = sorted(d.dataset.name for d in run.inputs.dataset_inputs)

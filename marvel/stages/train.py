@@ -38,16 +38,17 @@ def log_table_input(ctx: RunContext, table: TableRef, df: pd.DataFrame, version:
     name = str(table)
     source = ctx.store.dataset_source(table, version)
     dataset = from_pandas(df, source=source, name=f"{name}@v{version}", targets=TARGET)
+    tags = {"table": name, "version": str(version)}
     # Parallel sweep jobs log the same table version (same name and digest) into one experiment at once.
     # MLflow's SQL store looks the dataset up, then inserts it: the job that loses the race gets a unique-
     # constraint error and nothing of its attempt is kept. The dataset then exists, so a second attempt links it.
     try:
-        mlflow.log_input(dataset, context=context, tags={"table": name, "version": str(version)})
+        mlflow.log_input(dataset, context=context, tags=tags)
     except MlflowException as exc:
         if "unique constraint" not in str(exc).lower():
             raise
         log.debug("dataset %s was logged by a parallel job at the same moment; linking it", dataset.name)
-        mlflow.log_input(dataset, context=context, tags={"table": name, "version": str(version)})
+        mlflow.log_input(dataset, context=context, tags=tags)
 
 
 def _versions(ctx: RunContext) -> tuple[int, int]:
