@@ -18,6 +18,7 @@ from marvel.core.errors import MarvelError
 from marvel.core.schemas import InferenceLog
 from marvel.core.tables import DeltaTableStore
 from marvel.monitoring.alerts import DriftAlert
+from marvel.monitoring.lake import HOLD_ENV, Lake
 from marvel.monitoring.parse import payload_to_monitoring, split_payload
 from marvel.monitoring.payload import inference_rows, raw_to_records, synthetic_stream
 from marvel.monitoring.quality import cbpe, classification
@@ -434,3 +435,18 @@ def test_requests_that_score_nothing_are_quarantined_and_counted(store, answer) 
 def test_a_bad_monitor_setting_is_one_line_that_says_what_to_do(run_marvel, override: str, says: str) -> None:
     with pytest.raises(MarvelError, match=re.escape(says)):
         run_marvel("stages=[monitor]", override)
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "2.5", "1e3", "²", "3 commits"])
+def test_a_bad_hold_after_commit_is_one_line(
+    value: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fault tests' MARVEL_MONITOR_HOLD_AFTER_COMMIT left set to something that is not a count stops the
+    monitor before it touches a table, with one line, not a traceback from int()."""
+    monkeypatch.setenv(HOLD_ENV, value)
+    with pytest.raises(MarvelError, match=f"{HOLD_ENV} must be a commit count") as err:
+        Lake(DeltaTableStore(tmp_path / "lake"), "marvel-monitor")
+    assert len(str(err.value).splitlines()) == 1
+    assert not (tmp_path / "lake").exists()
+    monkeypatch.setenv(HOLD_ENV, " 3 ")
+    assert Lake(DeltaTableStore(tmp_path / "lake"), "marvel-monitor").hold_after == 3

@@ -30,8 +30,21 @@ log = logging.getLogger(__name__)
 CDF = {"delta.enableChangeDataFeed": "true"}
 # row groups small enough that a read of a few windows skips the rest by their timestamp statistics
 ROW_GROUP = 32_768
+HOLD_ENV = "MARVEL_MONITOR_HOLD_AFTER_COMMIT"
 HOLD_SECONDS = 600.0
 CDF_COLUMNS = ["_change_type", "_commit_version", "_commit_timestamp"]
+
+
+def _hold_after() -> int:
+    """The commit to hold after (0: none), from HOLD_ENV."""
+    text = os.environ.get(HOLD_ENV, "").strip()
+    try:
+        count = int(text or 0)
+    except ValueError:
+        count = -1
+    if count < 0:
+        raise MarvelError(f"{HOLD_ENV} must be a commit count (a whole number), got {text!r}: unset it")
+    return count
 
 
 def literal(ts: pd.Timestamp) -> str:
@@ -45,7 +58,7 @@ class Lake:
     def __init__(self, store: TableStore, app_id: str) -> None:
         self.store = store
         self.app_id = app_id
-        self.hold_after = int(os.environ.get("MARVEL_MONITOR_HOLD_AFTER_COMMIT", "0") or 0)
+        self.hold_after = _hold_after()
         self.commits: list[str] = []  # tables this process committed to, in order
 
     # -- reading ----------------------------------------------------------------------------------------
