@@ -62,6 +62,9 @@ def start_local_server(master: str, conf: Mapping[str, Any]) -> str:
     port = _free_port()
     opts = {k: _text(v) for k, v in conf.items()}
     opts["spark.connect.grpc.binding.port"] = str(port)
+    # its Python workers fork from a daemon that imported marvel, pandas and MLflow once (this interpreter
+    # has them), instead of each worker importing them again (marvel/spark/daemon.py)
+    opts.setdefault("spark.python.daemon.module", "marvel.spark.daemon")
     os.environ["SPARK_LOCAL_REMOTE"] = "1"  # what pyspark sets for a local server: stop() then stops it
     ConnectSession._start_connect_server(master, opts)
     global _local_url
