@@ -138,16 +138,21 @@ def test_a_poisonous_request_does_not_stop_the_rows_after_it(home: Path) -> None
     assert stats["rows_set_aside"] == 0
 
 
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
 def children(pid: int) -> list[int]:
-    """The worker processes of a server (not multiprocessing's resource tracker)."""
+    """The worker processes of a server: the children of the forkserver it forks them from (not the forkserver
+    itself, nor multiprocessing's resource tracker)."""
     found = []
-    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+    for child in _children(pid):
         try:
             cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+            if b"multiprocessing.forkserver" in cmdline:
+                found.extend(_children(child))
         except FileNotFoundError:
             continue
-        if b"spawn_main" in cmdline:
-            found.append(int(child))
     return found
 
 
