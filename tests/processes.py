@@ -30,15 +30,25 @@ PRELOAD = [
     "marvel.training.sweep",
     "marvel.monitoring.refresh",
     "marvel.serving.app",
+    "marvel.serving.workers",
     "mlflow.store.tracking.sqlalchemy_store",
     "mlflow.store.model_registry.sqlalchemy_store",
     "deltalake",
     "uvicorn",
+    # imported on first use by every run (found with py-spy over the crash tests' children): the config check
+    # imports each `_target_`, pandera registers its pandas checks, MLflow reads the git commit and ends traces
+    "marvel.databricks.deployer",
+    "lightgbm",
+    "pandera.backends.pandas.builtin_checks",
+    "git",
+    "mlflow.tracing.processor.base_mlflow",
     "pytest",  # the child re-runs the parent's __main__ (the pytest script) as __mp_main__
 ]
 
-_context = multiprocessing.get_context("forkserver")
-_context.set_forkserver_preload(PRELOAD)
+# a process from WARM starts with marvel, MLflow and pandas imported (tests that need their own worker
+# processes, not a CLI, take it too)
+WARM = multiprocessing.get_context("forkserver")
+WARM.set_forkserver_preload(PRELOAD)
 
 
 def _cli(args: list[str], env: dict[str, str], cwd: str, output: str, errors: str) -> None:
@@ -94,7 +104,7 @@ class Marvel:
         for path in {output, self.errors}:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.touch()
-        self._proc = _context.Process(
+        self._proc = WARM.Process(
             target=_cli, args=(args, env, str(cwd), str(output), str(self.errors)), daemon=False
         )
         self._proc.start()

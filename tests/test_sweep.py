@@ -3,7 +3,6 @@ exact replay."""
 
 from __future__ import annotations
 
-import multiprocessing
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -13,6 +12,7 @@ import pandas as pd
 import pytest
 import spy_features
 from mlflow import MlflowClient
+from processes import WARM
 
 from marvel.core.catalog import TRAIN_SET
 from marvel.core.tables import DeltaTableStore
@@ -142,7 +142,7 @@ def _log_tables_in_step(db: str, lake: str, barrier: Any, rounds: int, errors: A
 def test_parallel_jobs_logging_the_same_table_version_both_succeed(tmp_path: Path) -> None:
     """MLflow's SQL store looks a dataset up and then inserts it: two jobs logging the same table version at
     once race to the insert, and the loser got a UNIQUE-constraint error that failed its sweep job."""
-    context = multiprocessing.get_context("spawn")
+    context = WARM  # two real processes, forked warm (a spawned interpreter spends ~5 s importing MLflow)
     db = tmp_path / "mlflow.db"
     client = MlflowClient(tracking_uri=f"sqlite:///{db}")
     experiment = client.create_experiment("race")  # the schema exists before the jobs start, as in a sweep
