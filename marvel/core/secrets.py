@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 REDACTED = "<redacted>"
@@ -152,15 +153,15 @@ def restore(cfg: DictConfig) -> DictConfig:
 def redact_hydra_output(folder: Path, secrets: Iterable[str], config_name: str = "config.yaml") -> None:
     """Rewrite Hydra's record of a run (``.hydra/config.yaml``, ``hydra.yaml``, ``overrides.yaml``; a sweep's
     ``multirun.yaml``) without secrets: secret keys and overrides redacted, and any secret value left in the
-    text scrubbed."""
+    text scrubbed. A file with no secret key or override is not rewritten (`_needs_redaction`)."""
     values = set(secrets)
     overrides = folder / "overrides.yaml"
-    if overrides.is_file():
+    if overrides.is_file() and _needs_redaction(_quick_load(overrides), task=True):
         listed = OmegaConf.load(overrides)
         if isinstance(listed, ListConfig):
             OmegaConf.save(OmegaConf.create([redact_override(str(o)) for o in listed]), overrides)
     hydra = folder / "hydra.yaml"
-    if hydra.is_file():
+    if hydra.is_file() and _needs_redaction(_quick_load(hydra)):
         loaded = OmegaConf.load(hydra)
         task = OmegaConf.select(loaded, "hydra.overrides.task")
         if isinstance(task, ListConfig):
@@ -169,7 +170,7 @@ def redact_hydra_output(folder: Path, secrets: Iterable[str], config_name: str =
             )
             OmegaConf.save(loaded, hydra)
     config = folder / config_name
-    if config.is_file():
+    if config.is_file() and _needs_redaction(_quick_load(config)):
         loaded = OmegaConf.load(config)
         if isinstance(loaded, DictConfig):
             task = OmegaConf.select(loaded, "hydra.overrides.task")
@@ -184,3 +185,47 @@ def redact_hydra_output(folder: Path, secrets: Iterable[str], config_name: str =
             clean = scrub(text, values)
             if clean != text:
                 path.write_text(clean)
+
+
+_UNREADABLE = object()
+
+
+def _quick_load(path: Path) -> Any:
+    """A YAML file as plain data, read by libyaml: ~10x faster than OmegaConf's loader, which only the files
+    that hold something to redact then need (most runs have none). `_UNREADABLE` if it does not parse."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        return yaml.load(path.read_text(), Loader=loader)
+    except (OSError, yaml.YAMLError):
+        return _UNREADABLE
+
+
+def _needs_redaction(data: Any, task: bool = False) -> bool:
+    """Whether `data` (or, with `task`, a list of overrides) holds something `redact_hydra_output` rewrites:
+    a secret override, or a value under a secret key that is not a number, a bool, null, already redacted or an
+    interpolation. What this loader reads otherwise than OmegaConf's (a date, say) counts as something, so
+    the careful path decides."""
+    if data is _UNREADABLE:
+        return True
+    if task:
+        return isinstance(data, list) and any(redact_override(str(o)) != str(o) for o in data)
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if key == "task" and isinstance(value, list) and _needs_redaction(value, task=True):
+                return True  # hydra.overrides.task
+            if is_secret(key) and _literal_secret(value):
+                return True
+            if _needs_redaction(value):
+                return True
+        return False
+    if isinstance(data, list):
+        return any(_needs_redaction(v) for v in data)
+    return False
+
+
+def _literal_secret(value: Any) -> bool:
+    if value is None or isinstance(value, bool | int | float | dict | list):
+        return False  # containers are walked by the caller
+    if isinstance(value, str):
+        return value not in ("", REDACTED) and not _INTERPOLATION.match(value)
+    return True
