@@ -121,7 +121,9 @@ def load(
     if ref.flavor == "sklearn":
         model = mlflow.sklearn.load_model(ref.uri)
     else:
-        model = mlflow.pyfunc.load_model(ref.uri)
+        # no requirements check: it reads every installed package's metadata (~0.4 s in each worker) for a
+        # warning the serving loggers silence anyway (mlflow at ERROR)
+        model = mlflow.pyfunc.load_model(ref.uri, suppress_warnings=True)
     served = ServedModel(ref.name, ref.version, ref.uri, ref.flavor, model, threshold=ref.threshold)
     inner = _pipeline(ref, model) if fast_max_records > 0 else None
     if inner is not None:
