@@ -1,8 +1,9 @@
 """Compute the synthetic generator's calibration from the real Kaggle sample and print it as YAML.
 
-    uv run python benchmarks/calibrate_synthetic.py [path/to/marvel_sample.csv]   # default: $MARVEL_REAL_DATA
+    uv run python benchmarks/calibrate_synthetic.py [path/to/marvel_sample.csv] > marvel/data/synthetic/calibration.yaml
 
-Paste the output under ``calibration:`` in conf/data/synthetic.yaml. Only statistics leave the real file
+(the CSV defaults to $MARVEL_REAL_DATA). The output is the file the generator reads when `data.calibration` is
+null, as in conf/data/synthetic.yaml. Only statistics leave the real file
 (shares, rates, quantiles, model coefficients and the most frequent category values); no row is printed.
 """
 

@@ -25,11 +25,12 @@ from marvel.data.synthetic.source import SyntheticSource
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf" / "data" / "synthetic.yaml"
+CALIBRATION = ROOT / "marvel" / "data" / "synthetic" / "calibration.yaml"
 
 
 @pytest.fixture(scope="module")
 def calibration() -> dict[str, Any]:
-    return OmegaConf.to_container(OmegaConf.load(CONF).calibration, resolve=True)  # type: ignore[return-value]
+    return OmegaConf.to_container(OmegaConf.load(CALIBRATION), resolve=True)  # type: ignore[return-value]
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +93,7 @@ def test_output_passes_schema_for_any_seed_and_drift(
 def test_default_calibration_and_hydra_config_instantiate() -> None:
     hydra_utils = pytest.importorskip("hydra.utils")
     cfg = OmegaConf.merge(OmegaConf.create({"seed": 5}), {"data": OmegaConf.load(CONF)})
+    assert cfg.data.calibration is None  # the statistics are the shipped file's, not the config's
     src = hydra_utils.instantiate(cfg.data)
     assert isinstance(src, SyntheticSource)
     assert src.n_rows == 20_000
@@ -100,7 +102,7 @@ def test_default_calibration_and_hydra_config_instantiate() -> None:
     df = src.load()
     RawCharacters.validate(df)
     assert len(df) == 20_000
-    # no calibration argument: the YAML's block is loaded, so the output is the same
+    # no calibration argument: the shipped file is loaded, so the output is the same
     assert SyntheticSource(n_rows=500, seed=5).load().equals(src.generate(500, 5))
 
 
@@ -270,7 +272,7 @@ def test_calibration_close_to_real_sample(
 
 @pytest.mark.slow
 @pytest.mark.real_data
-def test_calibration_script_reproduces_the_config(real: pd.DataFrame, calibration: dict[str, Any]) -> None:
+def test_calibration_script_reproduces_the_shipped_statistics(real: pd.DataFrame, calibration: dict[str, Any]) -> None:
     out = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "calibrate_synthetic.py"), str(real_data_path())],
         capture_output=True,

@@ -2,7 +2,7 @@
 
 The real file cannot ship with the project, so tests, demos and load tests run on rows drawn from
 distributions whose parameters (shares, missing rates, quantiles, a logistic model of ``Alive``) were computed
-from the real sample by ``benchmarks/calibrate_synthetic.py`` and stored in ``conf/data/synthetic.yaml``.
+from the real sample by ``benchmarks/calibrate_synthetic.py`` and stored in ``calibration.yaml`` beside this module.
 No real row is stored: character names, creators, the universe/origin long tails and most team names are
 generated from word pools; only the most frequent category values (facts such as "Earth-616" or "Avengers")
 appear verbatim.
@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 import functools
 import math
-from pathlib import Path
+from importlib.resources import files
 from typing import Any
 from urllib.parse import quote
 
@@ -27,7 +27,6 @@ import pandas as pd
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from scipy.special import expit, ndtr
 
-from marvel.core.config import CONFIG_DIR
 from marvel.core.errors import MarvelError
 from marvel.core.schemas import MAX_HEIGHT_M, MAX_WEIGHT_KG, RAW_COLUMNS
 from marvel.core.sources import GENERATED, Lineage, PartitionedSource, conform, digest
@@ -67,17 +66,16 @@ def _plain(x: Any) -> Any:
 
 
 def default_calibration() -> dict[str, Any]:
-    """The ``calibration`` block of conf/data/synthetic.yaml (repo checkout or installed wheel)."""
-    path = CONFIG_DIR / "data" / "synthetic.yaml"
-    if not path.exists():
-        raise MarvelError(f"synthetic data: {path} not found; pass `calibration` explicitly")
-    return copy.deepcopy(_calibration(path))  # a copy: the caller owns what it gets
+    """The statistics shipped with marvel: marvel/data/synthetic/calibration.yaml (a checkout or the wheel)."""
+    return copy.deepcopy(_calibration())  # a copy: the caller owns what it gets
 
 
 @functools.lru_cache(maxsize=1)
-def _calibration(path: Path) -> dict[str, Any]:
-    # parsed once per process (~0.07 s of YAML; every source made, e.g. one per monitoring window, needs it)
-    return OmegaConf.to_container(OmegaConf.load(path).calibration, resolve=True)  # type: ignore[return-value]
+def _calibration() -> dict[str, Any]:
+    # parsed once per process (~0.07 s of YAML; every source made, e.g. one per monitoring window, needs it);
+    # OmegaConf's loader, as for the config: it reads 1e-05 as a number, PyYAML's as text
+    text = files("marvel.data.synthetic").joinpath("calibration.yaml").read_text(encoding="utf-8")
+    return OmegaConf.to_container(OmegaConf.create(text), resolve=True)  # type: ignore[return-value]
 
 
 class SyntheticSource(PartitionedSource):
@@ -86,7 +84,8 @@ class SyntheticSource(PartitionedSource):
     Args:
         n_rows: rows returned by ``load()``.
         seed: the seed; same seed and config give the same rows.
-        calibration: the statistics (see conf/data/synthetic.yaml); ``None`` loads that file's block.
+        calibration: the statistics (the shape of marvel/data/synthetic/calibration.yaml); ``None`` takes
+            that file's.
         drift: distribution shift for monitoring demos; every option defaults to "no drift" (NO_DRIFT).
         dirty_rate: share of rows deliberately made invalid (quarantine demos); 0 means all rows pass
             ``RawCharacters``.
@@ -201,7 +200,9 @@ class SyntheticSource(PartitionedSource):
             coef = {k: float(v) for k, v in model["coefficients"].items()}
             target = float(drift["alive_rate"] if drift["alive_rate"] is not None else cal["alive_rate"])
         except KeyError as e:
-            raise MarvelError(f"synthetic calibration: missing key {e}; see conf/data/synthetic.yaml") from e
+            raise MarvelError(
+                f"synthetic calibration: missing key {e}; see marvel/data/synthetic/calibration.yaml"
+            ) from e
         for key in ("height_scale", "weight_scale"):
             if not float(drift[key]) > 0:
                 raise MarvelError(f"synthetic drift: {key} must be > 0, got {drift[key]}")
