@@ -18,6 +18,7 @@ from serving_kit import ENDPOINT, CliServer, config, home_with_challenger, post,
 
 from marvel.core.engine import run
 from marvel.serving.examples import RAW_EXAMPLE
+from marvel.serving.workers import STATS
 
 
 @pytest.fixture(scope="module")
@@ -176,9 +177,16 @@ def test_workers_share_a_port_and_a_killed_worker_is_replaced_without_losing_row
         time.sleep(3)
         stop.set()
         loader.join(60)
+        # the replacement is up when it has reported from its serving loop (after it loaded the models and
+        # said it was ready) and is still alive; a process that only started does not count
+        replacement: set[int] = set()
         deadline = time.monotonic() + 300
-        while len(set(children(server.proc.pid)) - {workers[0]}) < 2 and time.monotonic() < deadline:
-            time.sleep(1)
+        while not replacement and time.monotonic() < deadline:
+            reported = {int(p.stem) for p in home.rglob(f"{STATS}/*.json")}
+            replacement = (reported & set(children(server.proc.pid))) - set(workers)
+            time.sleep(0.5)
+        assert replacement, f"no replacement worker served: {server.text[-3000:]}"
+        assert "exited with 1" not in server.text  # no replacement died on its way up
         after = post(url, {"dataframe_records": [RAW_EXAMPLE], "client_request_id": "after-the-kill"})
         assert after.status_code == 200
         assert server.terminate() == 0, server.text

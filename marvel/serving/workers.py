@@ -168,6 +168,10 @@ class WorkerPool:
         self._mp = multiprocessing.get_context("forkserver")
         self._mp.set_forkserver_preload(PRELOAD)  # no effect once this process's forkserver runs
         self._procs: list[Any] = []
+        # each worker's ready event, held for as long as the worker: Process.start() drops its arguments, and an
+        # event nobody holds is unlinked (a named semaphore) before the new process has unpickled it, which
+        # then dies with FileNotFoundError (replacements did, over and over, while this was a discarded `_`)
+        self._ready: list[Any] = []
         self._stopping = False
         self._lock = threading.Lock()
 
@@ -185,10 +189,10 @@ class WorkerPool:
         for proc, ready in started:
             while not ready.wait(0.2):
                 if not proc.is_alive() or time.monotonic() > deadline:
-                    self._procs = [p for p, _ in started]
+                    self._procs, self._ready = [p for p, _ in started], [r for _, r in started]
                     self.stop()
                     raise RuntimeError(f"a serving worker did not start (exit code {proc.exitcode})")
-        self._procs = [p for p, _ in started]
+        self._procs, self._ready = [p for p, _ in started], [r for _, r in started]
         return self
 
     @property
@@ -203,7 +207,7 @@ class WorkerPool:
             for i, proc in enumerate(self._procs):
                 if not proc.is_alive():
                     log.warning("serving worker %s exited with %s: starting another", proc.pid, proc.exitcode)
-                    self._procs[i], _ = self._spawn()
+                    self._procs[i], self._ready[i] = self._spawn()
 
     def stats(self) -> dict[str, Any]:
         return read_stats(self.stats_dir)
