@@ -272,7 +272,9 @@ def test_calibration_close_to_real_sample(
 
 @pytest.mark.slow
 @pytest.mark.real_data
-def test_calibration_script_reproduces_the_shipped_statistics(real: pd.DataFrame, calibration: dict[str, Any]) -> None:
+def test_calibration_script_reproduces_the_shipped_statistics(
+    real: pd.DataFrame, calibration: dict[str, Any]
+) -> None:
     out = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "calibrate_synthetic.py"), str(real_data_path())],
         capture_output=True,
