@@ -327,3 +327,12 @@ def test_one_million_rows_have_unique_ids(calibration: dict[str, Any]) -> None:
     df = SyntheticSource(calibration=calibration).generate(1_000_000, seed=0)
     assert df["PageID"].is_unique
     assert len(df) == 1_000_000
+
+
+def test_a_partial_calibration_says_it_replaces_the_whole_file() -> None:
+    """`+data.calibration.alive_rate=0.5` gives a one-key calibration: refused when the source is made (the
+    process stage's check, before a run opens), naming what is missing and the knob that moves one statistic."""
+    with pytest.raises(
+        MarvelError, match=r"missing \['alive_model'.*data\.drift \(e\.g\. data\.drift\.alive_rate"
+    ):
+        SyntheticSource(n_rows=10, calibration={"alive_rate": 0.5})

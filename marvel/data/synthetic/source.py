@@ -104,6 +104,13 @@ class SyntheticSource(PartitionedSource):
         self.n_rows = int(n_rows)
         self.seed = int(seed)
         self.calibration: dict[str, Any] = _plain(calibration) or default_calibration()
+        missing = sorted(set(_calibration()) - set(self.calibration))
+        if missing:  # found here, before a run opens anything (the process stage's check makes the source)
+            raise MarvelError(
+                f"synthetic calibration: missing {missing}: data.calibration replaces all of "
+                "marvel/data/synthetic/calibration.yaml; to move one statistic use data.drift "
+                "(e.g. data.drift.alive_rate=0.6)"
+            )
         given = {k: v for k, v in (_plain(drift) or {}).items() if v is not None}
         unknown = set(given) - set(NO_DRIFT)
         if unknown:
