@@ -3,14 +3,14 @@
 The parent binds the socket, resolves the model versions once and starts the workers. They fork from
 multiprocessing's forkserver, a fresh interpreter that only imports the serving stack (`PRELOAD`) and runs
 nothing else: the parent, with its server and flush threads, is never forked (the forkserver's only threads
-besides its main one are pyarrow's jemalloc background threads, which jemalloc's own fork handlers manage). So a worker, and
-the replacement of a dead one, is ready without importing MLflow and pandas again (seconds each, as with spawn).
-As with spawn, a worker gets the parent's working directory and `sys.path`; its environment is the parent's
-when the pool was made (`WorkerSpec.environ`), not the forkserver's. Each worker loads the models, keeps its
-own journal and serves with uvicorn on the shared socket (the kernel spreads connections over the workers). A
-worker that dies is replaced, and the replacement moves what the dead one left in its journal into the table.
-SIGTERM (or `stop()`) stops every worker gracefully; anything a worker could not move is moved by the parent
-after.
+besides its main one are pyarrow's jemalloc background threads, which jemalloc's own fork handlers manage).
+So a worker, and the replacement of a dead one, is ready without importing MLflow and pandas again (seconds
+each, as with spawn). As with spawn, a worker gets the parent's working directory and `sys.path`; its
+environment is the parent's when the pool was made (`WorkerSpec.environ`), not the forkserver's. Each worker
+loads the models, keeps its own journal and serves with uvicorn on the shared socket (the kernel spreads
+connections over the workers). A worker that dies is replaced, and the replacement moves what the dead one
+left in its journal into the table. SIGTERM (or `stop()`) stops every worker gracefully; anything a worker
+could not move is moved by the parent after.
 
 Workers report their counts to files in the run's output folder (``serving-workers/<pid>.json``, every
 second and at exit), which the parent and every worker's describe route add up.
