@@ -2,7 +2,8 @@
 
 The real file cannot ship with the project, so tests, demos and load tests run on rows drawn from
 distributions whose parameters (shares, missing rates, quantiles, a logistic model of ``Alive``) were computed
-from the real sample by ``benchmarks/calibrate_synthetic.py`` and stored in ``calibration.yaml`` beside this module.
+from the real sample by ``benchmarks/calibrate_synthetic.py`` and stored beside this module
+(``calibration.yaml``).
 No real row is stored: character names, creators, the universe/origin long tails and most team names are
 generated from word pools; only the most frequent category values (facts such as "Earth-616" or "Avengers")
 appear verbatim.
