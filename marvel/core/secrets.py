@@ -153,15 +153,15 @@ def restore(cfg: DictConfig) -> DictConfig:
 def redact_hydra_output(folder: Path, secrets: Iterable[str], config_name: str = "config.yaml") -> None:
     """Rewrite Hydra's record of a run (``.hydra/config.yaml``, ``hydra.yaml``, ``overrides.yaml``; a sweep's
     ``multirun.yaml``) without secrets: secret keys and overrides redacted, and any secret value left in the
-    text scrubbed. A file with no secret key or override is not rewritten (`_needs_redaction`)."""
+    text scrubbed. A file with no secret key or override is not rewritten (`_holds_secrets`)."""
     values = set(secrets)
     overrides = folder / "overrides.yaml"
-    if overrides.is_file() and _needs_redaction(_quick_load(overrides), task=True):
+    if overrides.is_file() and _holds_secrets(overrides):
         listed = OmegaConf.load(overrides)
         if isinstance(listed, ListConfig):
             OmegaConf.save(OmegaConf.create([redact_override(str(o)) for o in listed]), overrides)
     hydra = folder / "hydra.yaml"
-    if hydra.is_file() and _needs_redaction(_quick_load(hydra)):
+    if hydra.is_file() and _holds_secrets(hydra):
         loaded = OmegaConf.load(hydra)
         task = OmegaConf.select(loaded, "hydra.overrides.task")
         if isinstance(task, ListConfig):
@@ -170,7 +170,7 @@ def redact_hydra_output(folder: Path, secrets: Iterable[str], config_name: str =
             )
             OmegaConf.save(loaded, hydra)
     config = folder / config_name
-    if config.is_file() and _needs_redaction(_quick_load(config)):
+    if config.is_file() and _holds_secrets(config):
         loaded = OmegaConf.load(config)
         if isinstance(loaded, DictConfig):
             task = OmegaConf.select(loaded, "hydra.overrides.task")
@@ -187,40 +187,25 @@ def redact_hydra_output(folder: Path, secrets: Iterable[str], config_name: str =
                 path.write_text(clean)
 
 
-_UNREADABLE = object()
-
-
-def _quick_load(path: Path) -> Any:
-    """A YAML file as plain data, read by libyaml: ~10x faster than OmegaConf's loader, which only the files
-    that hold something to redact then need (most runs have none). `_UNREADABLE` if it does not parse."""
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+def _holds_secrets(path: Path) -> bool:
+    """Whether a file of Hydra's record holds anything `redact_hydra_output` rewrites, read by libyaml (~10x
+    faster than OmegaConf's loader, which then only the files that hold something need; most runs have none).
+    A file that does not parse counts as holding something: the careful path decides."""
     try:
-        return yaml.load(path.read_text(), Loader=loader)
+        data = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except (OSError, yaml.YAMLError):
-        return _UNREADABLE
-
-
-def _needs_redaction(data: Any, task: bool = False) -> bool:
-    """Whether `data` (or, with `task`, a list of overrides) holds something `redact_hydra_output` rewrites:
-    a secret override, or a value under a secret key that is not a number, a bool, null, already redacted or an
-    interpolation. What this loader reads otherwise than OmegaConf's (a date, say) counts as something, so
-    the careful path decides."""
-    if data is _UNREADABLE:
         return True
-    if task:
-        return isinstance(data, list) and any(redact_override(str(o)) != str(o) for o in data)
+    return _secret_in(data)
+
+
+def _secret_in(data: Any) -> bool:
+    """A value under a secret key that is not a number, a bool, null, already redacted or an interpolation (what
+    libyaml reads otherwise than OmegaConf, a date say, counts), or a text that is a secret override."""
     if isinstance(data, dict):
-        for key, value in data.items():
-            if key == "task" and isinstance(value, list) and _needs_redaction(value, task=True):
-                return True  # hydra.overrides.task
-            if is_secret(key) and _literal_secret(value):
-                return True
-            if _needs_redaction(value):
-                return True
-        return False
+        return any((is_secret(k) and _literal_secret(v)) or _secret_in(v) for k, v in data.items())
     if isinstance(data, list):
-        return any(_needs_redaction(v) for v in data)
-    return False
+        return any(_secret_in(v) for v in data)
+    return isinstance(data, str) and redact_override(data) != data
 
 
 def _literal_secret(value: Any) -> bool:

@@ -10,22 +10,15 @@ once, in the daemon, and every worker forked from it starts with them. Nothing e
 
 from __future__ import annotations
 
-import mlflow.pyfunc
+# imported for the workers forked from here: the functions (and the models' loaders) that the tasks of
+# marvel's Spark stages unpickle live in these modules
+import mlflow.pyfunc  # noqa: F401
 from pyspark import daemon
 
 import marvel.data.synthetic.source
 import marvel.databricks.monitor
 import marvel.features.marvel
-import marvel.spark.compute
-
-# what the tasks of marvel's Spark stages unpickle: their functions (and the models' loaders) live here
-PRELOADED = (
-    marvel.data.synthetic.source,
-    marvel.databricks.monitor,
-    marvel.features.marvel,
-    marvel.spark.compute,
-    mlflow.pyfunc,
-)
+import marvel.spark.compute  # noqa: F401
 
 if __name__ == "__main__":
     daemon.manager()
