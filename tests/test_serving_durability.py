@@ -193,3 +193,34 @@ def test_workers_share_a_port_and_a_killed_worker_is_replaced_without_losing_row
     answered = [*result[0], (200, after.headers["x-request-id"], "after-the-kill")]
     assert len(answered) > 30
     assert_all_answered_rows(home, name, answered)
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie waiting to be reaped."""
+    try:
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.slow
+def test_workers_whose_server_is_killed_stop_and_keep_their_rows(home: Path) -> None:
+    """kill -9 of the serving process alone (no handler runs): its workers notice, move what they answered into
+    the table and exit, instead of serving on as orphans that hold the port."""
+    name = "payload_orphans"
+    with CliServer(home, "deploy.workers=2", f"deploy.inference_table={name}", "deploy.flush.max_seconds=600",
+                   "deploy.flush.max_rows=1000000") as server:  # fmt: skip
+        url = f"{server.wait_for_url(timeout=300)}/serving-endpoints/{ENDPOINT}/invocations"
+        workers = children(server.proc.pid)
+        assert len(workers) == 2
+        answered = []
+        for i in range(20):
+            r = post(url, {"dataframe_records": [RAW_EXAMPLE], "client_request_id": f"o-{i}"})
+            assert r.status_code == 200
+            answered.append((200, r.headers["x-request-id"], f"o-{i}"))
+        assert server.kill() == -9
+        deadline = time.monotonic() + 120
+        while any(_running(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(_running(w) for w in workers), "orphaned workers still serving"
+    assert_all_answered_rows(home, name, answered)  # moved by the workers as they stopped

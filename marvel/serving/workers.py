@@ -94,8 +94,9 @@ def _write_stats(directory: Path, stats: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def worker_main(spec: WorkerSpec, sock: socket.socket, ready: Any) -> None:
-    """One worker process: serve until SIGTERM/SIGINT, then stop gracefully and move the log."""
+def worker_main(spec: WorkerSpec, sock: socket.socket, ready: Any, parent: Any) -> None:
+    """One worker process: serve until SIGTERM/SIGINT or until the parent is gone (`parent`, the read end of a
+    pipe only the parent writes to, is then at EOF), then stop gracefully and move the log."""
     if spec.environ:  # the parent's environment, as a spawned process would have it
         os.environ.clear()
         os.environ.update(spec.environ)
@@ -129,6 +130,9 @@ def worker_main(spec: WorkerSpec, sock: socket.socket, ready: Any) -> None:
     ready.set()
     flushed_at = 0.0
     while not stop.wait(1.0 if not flush.is_set() else 0.0):
+        if parent.poll():  # EOF: the parent died (kill -9) without stopping us; do not serve on as an orphan
+            log.warning("the serving parent is gone: stopping")
+            break
         if flush.is_set():
             flush.flag = False
             asked = time.time()
@@ -174,13 +178,19 @@ class WorkerPool:
         # event nobody holds is unlinked (a named semaphore) before the new process has unpickled it, which
         # then dies with FileNotFoundError (replacements did, over and over, while this was a discarded `_`)
         self._ready: list[Any] = []
+        # the workers' way to notice this process is gone: it holds the only write end; when it dies, even by
+        # kill -9, the kernel closes it and each worker's read end reports EOF (before, orphaned workers went on
+        # serving the port, and a restart on the same port failed)
+        self._parent_r, self._parent_w = self._mp.Pipe(duplex=False)
         self._stopping = False
         self._lock = threading.Lock()
 
     def _spawn(self) -> tuple[Any, Any]:
         ready = self._mp.Event()
         proc = self._mp.Process(
-            target=worker_main, args=(self.spec, self.sock, ready), name="marvel-serving-worker"
+            target=worker_main,
+            args=(self.spec, self.sock, ready, self._parent_r),
+            name="marvel-serving-worker",
         )
         proc.start()
         return proc, ready
