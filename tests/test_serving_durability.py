@@ -5,9 +5,11 @@ request does not stop the rows after it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -157,14 +159,21 @@ def children(pid: int) -> list[int]:
     return found
 
 
-@pytest.mark.slow
-def test_workers_share_a_port_and_a_killed_worker_is_replaced_without_losing_rows(home: Path) -> None:
-    name = "payload_workers"
+@contextlib.contextmanager
+def two_workers(home: Path, name: str) -> Iterator[tuple[CliServer, str, list[int]]]:
+    """A real server with two workers that move rows only when they stop: (server, invocations URL, worker pids)."""
     with CliServer(home, "deploy.workers=2", f"deploy.inference_table={name}", "deploy.flush.max_seconds=600",
                    "deploy.flush.max_rows=1000000") as server:  # fmt: skip
         url = f"{server.wait_for_url(timeout=300)}/serving-endpoints/{ENDPOINT}/invocations"
         workers = children(server.proc.pid)
         assert len(workers) == 2
+        yield server, url, workers
+
+
+@pytest.mark.slow
+def test_workers_share_a_port_and_a_killed_worker_is_replaced_without_losing_rows(home: Path) -> None:
+    name = "payload_workers"
+    with two_workers(home, name) as (server, url, workers):
         stop = threading.Event()
         result: list[list[tuple[int, str, str]]] = []
         loader = threading.Thread(target=lambda: result.append(load(url, 8, stop)))
@@ -208,11 +217,7 @@ def test_workers_whose_server_is_killed_stop_and_keep_their_rows(home: Path) -> 
     """kill -9 of the serving process alone (no handler runs): its workers notice, move what they answered into
     the table and exit, instead of serving on as orphans that hold the port."""
     name = "payload_orphans"
-    with CliServer(home, "deploy.workers=2", f"deploy.inference_table={name}", "deploy.flush.max_seconds=600",
-                   "deploy.flush.max_rows=1000000") as server:  # fmt: skip
-        url = f"{server.wait_for_url(timeout=300)}/serving-endpoints/{ENDPOINT}/invocations"
-        workers = children(server.proc.pid)
-        assert len(workers) == 2
+    with two_workers(home, name) as (server, url, workers):
         answered = []
         for i in range(20):
             r = post(url, {"dataframe_records": [RAW_EXAMPLE], "client_request_id": f"o-{i}"})
