@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -28,9 +30,11 @@ def home(trained_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home_with_challenger(trained_home, tmp_path_factory.mktemp("durability") / "marvel_home")
 
 
-def load(url: str, clients: int, stop: threading.Event) -> list[tuple[int, str, str]]:
-    """Requests from `clients` threads until `stop`; (status, x-request-id, client id) of every answer."""
-    answered: list[tuple[int, str, str]] = []
+Answer = tuple[int, str, str]  # (status, x-request-id, client id)
+
+
+def load(url: str, clients: int, stop: threading.Event, answered: list[Answer]) -> None:
+    """Requests from `clients` threads until `stop`, each answer appended to `answered` as it comes."""
     lock = threading.Lock()
 
     def client(c: int) -> None:
@@ -54,26 +58,39 @@ def load(url: str, clients: int, stop: threading.Event) -> list[tuple[int, str, 
     with ThreadPoolExecutor(clients) as pool:
         for c in range(clients):
             pool.submit(client, c)
-    return answered
+
+
+def wait_for(what: str, done: Callable[[], bool], timeout: float = 120) -> None:
+    """Until `done()`: the moment a fault is injected is a state reached, not a time slept (on a loaded
+    machine a fixed sleep may come too early, on a quiet one it wastes seconds)."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, f"not reached in {timeout} s: {what}"
+        time.sleep(0.05)
+
+
+def commits(home: Path, table_name: str) -> int:
+    return len(list((home / "lake" / table_name / "_delta_log").glob("*.json")))
 
 
 def kill_under_load(
-    home: Path, table_name: str, seconds: float, *overrides: str
-) -> list[tuple[int, str, str]]:
+    home: Path, table_name: str, ready: Callable[[list[Answer]], bool], *overrides: str
+) -> list[Answer]:
+    """Serve, load with 16 clients, SIGKILL the server once `ready(answered so far)`; what was answered."""
     with CliServer(home, f"deploy.inference_table={table_name}", *overrides) as server:
         url = f"{server.wait_for_url()}/serving-endpoints/{ENDPOINT}/invocations"
         stop = threading.Event()
-        result: list[list[tuple[int, str, str]]] = []
-        loader = threading.Thread(target=lambda: result.append(load(url, 16, stop)))
+        answered: list[Answer] = []
+        loader = threading.Thread(target=load, args=(url, 16, stop, answered))
         loader.start()
-        time.sleep(seconds)
+        wait_for("the load's moment to kill", lambda: ready(answered))
         assert server.kill() == -9  # mid-load: requests in flight, rows in the journal
         stop.set()
         loader.join(60)
-    return result[0]
+    return answered
 
 
-def assert_all_answered_rows(home: Path, table_name: str, answered: list[tuple[int, str, str]]) -> None:
+def assert_all_answered_rows(home: Path, table_name: str, answered: list[Answer]) -> None:
     rows = table(home, table_name)
     assert rows["databricks_request_id"].is_unique  # exactly once
     by_id = rows.set_index("databricks_request_id")
@@ -89,7 +106,11 @@ def assert_all_answered_rows(home: Path, table_name: str, answered: list[tuple[i
 def test_sigkill_before_the_first_commit_loses_nothing_and_the_next_server_recovers(home: Path) -> None:
     # no table commit at all before the kill: every row is only in the journal
     answered = kill_under_load(
-        home, "payload_kill_early", 3.0, "deploy.flush.max_rows=1000000", "deploy.flush.max_seconds=600"
+        home,
+        "payload_kill_early",
+        lambda answered: len(answered) >= 200,
+        "deploy.flush.max_rows=1000000",
+        "deploy.flush.max_seconds=600",
     )
     assert len(answered) > 50
     assert not (home / "lake" / "payload_kill_early").exists()
@@ -102,8 +123,13 @@ def test_sigkill_before_the_first_commit_loses_nothing_and_the_next_server_recov
 
 @pytest.mark.slow
 def test_sigkill_in_steady_state_loses_nothing_and_the_monitor_stage_recovers(home: Path) -> None:
+    # steady state: the table has taken several flushes, and requests keep coming
     answered = kill_under_load(
-        home, "payload_kill_steady", 4.0, "deploy.flush.max_rows=40", "deploy.flush.max_seconds=0.3"
+        home,
+        "payload_kill_steady",
+        lambda answered: len(answered) >= 300 and commits(home, "payload_kill_steady") >= 3,
+        "deploy.flush.max_rows=40",
+        "deploy.flush.max_seconds=0.3",
     )
     assert len(answered) > 50
     before = len(table(home, "payload_kill_steady"))
@@ -175,15 +201,14 @@ def test_workers_share_a_port_and_a_killed_worker_is_replaced_without_losing_row
     name = "payload_workers"
     with two_workers(home, name) as (server, url, workers):
         stop = threading.Event()
-        result: list[list[tuple[int, str, str]]] = []
-        loader = threading.Thread(target=lambda: result.append(load(url, 8, stop)))
+        answered: list[Answer] = []
+        loader = threading.Thread(target=load, args=(url, 8, stop, answered))
         loader.start()
-        time.sleep(3)
-        import os
-        import signal
-
+        # 8 clients' connections spread over both workers (SO_REUSEPORT): each has answered rows by then
+        wait_for("150 answers before the kill", lambda: len(answered) >= 150)
         os.kill(workers[0], signal.SIGKILL)  # its journal holds every row it answered (no move yet)
-        time.sleep(3)
+        before = len(answered)
+        wait_for("150 answers after the kill", lambda: len(answered) >= before + 150)
         stop.set()
         loader.join(60)
         # the replacement is up when it has reported from its serving loop (after it loaded the models and
@@ -199,7 +224,7 @@ def test_workers_share_a_port_and_a_killed_worker_is_replaced_without_losing_row
         after = post(url, {"dataframe_records": [RAW_EXAMPLE], "client_request_id": "after-the-kill"})
         assert after.status_code == 200
         assert server.terminate() == 0, server.text
-    answered = [*result[0], (200, after.headers["x-request-id"], "after-the-kill")]
+    answered.append((200, after.headers["x-request-id"], "after-the-kill"))
     assert len(answered) > 30
     assert_all_answered_rows(home, name, answered)
 
