@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import spy_features
 from mlflow import MlflowClient
+from conftest import with_mlflow_db
 from processes import WARM
 
 from marvel.core.catalog import TRAIN_SET
@@ -32,7 +33,8 @@ def test_replay_reproduces_metrics_exactly(run_marvel) -> None:
     assert tags["replay_of"] == first.run_id
 
 
-def test_replay_of_unknown_run_is_a_user_error(marvel_main) -> None:
+def test_replay_of_unknown_run_is_a_user_error(marvel_main, marvel_home: Path, mlflow_db: Path) -> None:
+    with_mlflow_db(marvel_home, mlflow_db)  # a home that has runs, not one whose database the lookup creates
     proc = marvel_main("+replay=0123456789abcdef")
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
