@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
-import importlib.util
+import gc
 import logging
 import os
 import shutil
@@ -40,13 +40,6 @@ def run(cfg: DictConfig, out_dir: Path, overrides: Sequence[str] = ()) -> RunRes
 
 REPO = Path(__file__).resolve().parents[1]
 
-# pandera asks for geopandas (`import geopandas`, which fails here) each time it maps a dtype, several times
-# per column per validation; a failed import is not remembered, and under pytest each attempt also goes through
-# the assertion-rewriting import hook (~0.1 ms, ~10 s of CPU over the suite). None in sys.modules makes the
-# import fail at once, with the same ImportError; only where geopandas is really absent.
-if importlib.util.find_spec("geopandas") is None:
-    sys.modules.setdefault("geopandas", None)  # type: ignore[assignment]
-
 # CI sees the same examples on every run (a failure there is a real regression, not a lucky draw, and is
 # reproducible); locally hypothesis explores new examples each run and remembers failures.
 settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
@@ -73,6 +66,11 @@ class Scheduling(LoadScopeScheduling):
                 if scope in collected:
                     self.workqueue[scope] = {}  # its place at the head of the queue; schedule() fills it
         super().schedule()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Every test module and what it imports are loaded: frozen out of the collector's sight (see warm.py)."""
+    gc.freeze()
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -23,6 +23,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import warm  # noqa: F401 - pytest's workers too (tests/warm.py)
+
 PRELOAD = [
     "marvel.cli.main",
     "marvel.core.engine",
@@ -43,6 +45,7 @@ PRELOAD = [
     "git",
     "mlflow.tracing.processor.base_mlflow",
     "pytest",  # the child re-runs the parent's __main__ (the pytest script) as __mp_main__
+    "warm",  # pandera's schemas built, its geopandas probe answered (tests/warm.py)
 ]
 
 # a process from WARM starts with marvel, MLflow and pandas imported (tests that need their own worker

@@ -11,8 +11,8 @@ import mlflow
 import pandas as pd
 import pytest
 import spy_features
-from mlflow import MlflowClient
 from conftest import with_mlflow_db
+from mlflow import MlflowClient
 from processes import WARM
 
 from marvel.core.catalog import TRAIN_SET
