@@ -226,7 +226,8 @@ def test_a_catalog_that_cannot_take_the_schema_is_one_line(spark: Any) -> None:
 def test_monitoring_rows_on_spark_equal_local_parsing(spark: Any, tmp_path: Path) -> None:
     """The Databricks monitor parses the inference table per batch with the local monitor's function; each
     record's model id is the one the served model reported in its answer."""
-    from marvel.databricks.monitor import DatabricksMonitor, gateway_to_inference_log
+    from marvel.databricks.gateway import gateway_to_inference_log
+    from marvel.databricks.monitor import DatabricksMonitor
     from marvel.monitoring.parse import payload_to_monitoring
     from marvel.spark.compute import plain
     from marvel.spark.store import SparkTableStore

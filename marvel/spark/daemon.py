@@ -16,7 +16,7 @@ import mlflow.pyfunc  # noqa: F401
 from pyspark import daemon
 
 import marvel.data.synthetic.source
-import marvel.databricks.monitor
+import marvel.databricks.gateway
 import marvel.features.marvel
 import marvel.spark.compute  # noqa: F401
 
