@@ -45,7 +45,7 @@ PRELOAD = [
     "git",
     "mlflow.tracing.processor.base_mlflow",
     "pytest",  # the child re-runs the parent's __main__ (the pytest script) as __mp_main__
-    "warm",  # pandera's schemas built, its geopandas probe answered (tests/warm.py)
+    "warm",  # last: the heap imported by now is frozen out of the garbage collector (tests/warm.py)
 ]
 
 # a process from WARM starts with marvel, MLflow and pandas imported (tests that need their own worker

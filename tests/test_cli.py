@@ -42,9 +42,8 @@ def test_wrong_columns(marvel_main, tmp_path: Path) -> None:
 def test_unparseable_numbers_everywhere(
     marvel_main, marvel_home: Path, mlflow_db: Path, tmp_path: Path
 ) -> None:
-    with_mlflow_db(
-        marvel_home, mlflow_db
-    )  # the run opens MLflow before it reads the file: a home that has one
+    # the run opens MLflow before it reads the file: a home that has a database, as a user's would
+    with_mlflow_db(marvel_home, mlflow_db)
     header = ",PageID,Name,Universe,URL,Identity,Gender,Alive,Marital Status,Teams,Height (m),Weight (kg),Origin,Creators"
     rows = [f"{i},P{i},N,Earth-616,u,Public,Male,Alive,Single,,tall,heavy,Human," for i in range(20)]
     (tmp_path / "bad.csv").write_text("\n".join([header, *rows]) + "\n")

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
-import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
@@ -20,6 +19,7 @@ from marvel.core.quarantine import validate_rows
 from marvel.core.schemas import INPUT_COLUMNS
 from marvel.core.sources import DataSource
 from marvel.core.tables import TableRef, TableStore
+from marvel.core.tracking import load_pyfunc
 
 Frame = Any  # pandas.DataFrame | pyspark.sql.DataFrame: opaque to stages
 
@@ -90,8 +90,7 @@ class PandasCompute:
     def predictions(
         self, model_uri: str, frame: pd.DataFrame, threshold: float, constants: Mapping[str, Any]
     ) -> pd.DataFrame:
-        # no requirements check: ~0.4 s per process for a warning tracking.configure silences anyway
-        model = mlflow.pyfunc.load_model(model_uri, suppress_warnings=True)
+        model = load_pyfunc(model_uri)
         proba = np.asarray(model.predict(frame[[c for c in INPUT_COLUMNS if c in frame.columns]]))[:, 1]
         out = pd.DataFrame({"Id": frame["Id"].astype(str).to_numpy(), "probability_alive": proba})
         out["prediction"] = labels(proba, threshold)

@@ -31,6 +31,7 @@ from mlflow import MlflowClient
 from marvel.core import metrics
 from marvel.core.labels import PREDICTION_KEY, PROBABILITY_KEY, labels
 from marvel.core.schemas import INPUT_COLUMNS, TARGET
+from marvel.core.tracking import load_pyfunc
 from marvel.monitoring.drift import Baseline, BaselineKey, Reference, build_baseline
 from marvel.monitoring.groups import Slice
 from marvel.monitoring.lake import Lake
@@ -99,11 +100,7 @@ def answers(model_id: str, records: pd.DataFrame) -> tuple[np.ndarray, np.ndarra
         proba = mlflow.sklearn.load_model(uri).predict_proba(inputs)[:, 1]
         words = labels(proba, float((mv.tags or {}).get("threshold", 0.5)))
         return np.asarray(words, dtype=object), np.asarray(proba, dtype=float)
-    # suppress_warnings: MLflow's requirements check reads every installed package's metadata (~0.4 s per
-    # process) for a warning that `configure` silences anyway (the mlflow logger is at ERROR)
-    answer = mlflow.pyfunc.load_model(uri, suppress_warnings=True).predict(
-        inputs, params={"return_probabilities": True}
-    )
+    answer = load_pyfunc(uri).predict(inputs, params={"return_probabilities": True})
     return (
         np.asarray(answer[PREDICTION_KEY], dtype=object),
         np.asarray(answer.get(PROBABILITY_KEY, [np.nan] * len(inputs)), dtype=float),

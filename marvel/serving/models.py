@@ -23,6 +23,7 @@ import pandas as pd
 
 from marvel.core.labels import survival_answer
 from marvel.core.registry import resolve_version
+from marvel.core.tracking import load_pyfunc
 from marvel.core.variants import Variant
 from marvel.features.records import to_records
 from marvel.serving.fast import FastScorer
@@ -118,12 +119,7 @@ def load(
     key = (ref.name, ref.version)
     if cache is not None and key in cache:
         return cache[key]
-    if ref.flavor == "sklearn":
-        model = mlflow.sklearn.load_model(ref.uri)
-    else:
-        # no requirements check: it reads every installed package's metadata (~0.4 s in each worker) for a
-        # warning the serving loggers silence anyway (mlflow at ERROR)
-        model = mlflow.pyfunc.load_model(ref.uri, suppress_warnings=True)
+    model = mlflow.sklearn.load_model(ref.uri) if ref.flavor == "sklearn" else load_pyfunc(ref.uri)
     served = ServedModel(ref.name, ref.version, ref.uri, ref.flavor, model, threshold=ref.threshold)
     inner = _pipeline(ref, model) if fast_max_records > 0 else None
     if inner is not None:
