@@ -52,6 +52,12 @@ def test_databricks_envs_with_their_ab_deploy_fit_the_schema() -> None:
         (["+promotion.alow_new_lineage=true"], "did you mean promotion.allow_new_lineage?"),
         (["+sed=1"], "did you mean seed?"),
         (["model=logistic", "+model.params.max_iters=5"], "did you mean model.params.max_iter?"),
+        # LightGBM takes any keyword, its own parameter names; those its signature names are still checked
+        (["model.params.learning_rate=abc"], "model.params.learning_rate must be a number, got 'abc'"),
+        (
+            ["model.estimator._target_=sklearn.ensemble.Nope"],
+            "sklearn.ensemble.Nope cannot be imported (Error loading 'sklearn.ensemble.Nope'; ModuleNotFoundError",
+        ),
         (["+env.tables=[raw]"], "env.tables is gone"),
     ],
 )
@@ -61,6 +67,16 @@ def test_a_bad_key_or_value_is_one_line_naming_it(marvel_main, overrides: list[s
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert expected in lines[0]
+
+
+def test_a_target_that_cannot_be_imported_is_said_once(marvel_main) -> None:
+    """Hydra logs an ERROR for each failed lookup; the check's one line is all that is printed."""
+    proc = marvel_main("model.estimator._target_=sklearn.ensemble.Nope")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().endswith(
+        "Are you sure that 'Nope' is importable from module 'sklearn.ensemble'?)"
+    )
+    assert "Error getting" not in proc.stdout + proc.stderr
 
 
 def test_nothing_runs_before_the_check(marvel_main, marvel_home: Path) -> None:

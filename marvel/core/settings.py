@@ -9,12 +9,14 @@ value out of range. `Annotated[..., Between(...)]` states a range; a string in `
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import inspect
+import logging
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -361,13 +363,24 @@ def _check_fields(value: Mapping[str, Any], fields: Mapping[str, Any], path: str
         check_value(item, fields[key], f"{path}.{key}" if path else str(key))
 
 
+@contextlib.contextmanager
+def _quiet(logger: logging.Logger) -> Iterator[None]:
+    before, logger.disabled = logger.disabled, True
+    try:
+        yield
+    finally:
+        logger.disabled = before
+
+
 def target_parameters(target: str) -> tuple[dict[str, Any], bool]:
     """The keyword parameters a `_target_` takes (name -> annotation) and whether it takes any other."""
-    try:
-        obj: Any = get_class(target)
-        fn = obj.__init__
-    except Exception:
-        obj = fn = get_method(target)
+    # Hydra logs an ERROR for each lookup that fails before raising; the caller says it once, as one line
+    with _quiet(logging.getLogger("hydra.utils")):
+        try:
+            obj: Any = get_class(target)
+            fn = obj.__init__
+        except Exception:
+            obj = fn = get_method(target)
     hints = _hints(fn)
     params: dict[str, Any] = {}
     open_ended = False
@@ -381,6 +394,12 @@ def target_parameters(target: str) -> tuple[dict[str, Any], bool]:
     return params, open_ended
 
 
+def _not_importable(path: str, target: str, exc: BaseException) -> MarvelError:
+    # Hydra's message spans three lines ("Error loading ...:", the ImportError, "Are you sure ..."): one here
+    said = "; ".join(line.strip().rstrip(":") for line in str(exc).splitlines() if line.strip())
+    return MarvelError(f"bad configuration: {path}._target_ {target} cannot be imported ({said})")
+
+
 def check_target(value: Any, path: str) -> None:
     if not isinstance(value, Mapping) or "_target_" not in value:
         raise MarvelError(f"bad configuration: {path} must name a `_target_` class")
@@ -390,9 +409,9 @@ def check_target(value: Any, path: str) -> None:
     except ModuleNotFoundError as exc:
         if exc.name and not exc.name.startswith("marvel"):
             return  # an optional dependency (pyspark on a laptop planning +env=prd): the part checks itself
-        raise MarvelError(f"bad configuration: {path}._target_ {target} cannot be imported ({exc})") from None
+        raise _not_importable(path, target, exc) from None
     except Exception as exc:
-        raise MarvelError(f"bad configuration: {path}._target_ {target} cannot be imported ({exc})") from None
+        raise _not_importable(path, target, exc) from None
     for key, item in value.items():
         if key.startswith("_") and key.endswith("_"):
             continue  # Hydra's own keys (_target_, _convert_, _partial_)
@@ -407,8 +426,11 @@ def _check_model(value: Any) -> None:
     check_value(value, Model, "model")
     estimator = value["estimator"]["_target_"]
     params, open_ended = target_parameters(estimator)
-    if not open_ended:
-        _check_fields(value.get("params") or {}, params, "model.params", f"model.params ({estimator})")
+    given = value.get("params") or {}
+    # an estimator that takes other keywords too (LightGBM's own names) judges those; its named ones are ours
+    if open_ended:
+        given = {k: v for k, v in given.items() if k in params}
+    _check_fields(given, params, "model.params", f"model.params ({estimator})")
 
 
 def check(cfg: DictConfig) -> None:
