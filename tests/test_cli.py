@@ -6,6 +6,7 @@ calls); one real subprocess run checks the whole thing end to end.
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,42 @@ def test_unparseable_numbers_everywhere(
     (tmp_path / "bad.csv").write_text("\n".join([header, *rows]) + "\n")
     line = _one_line_error(marvel_main("data=kaggle", f"data.path={tmp_path}/bad.csv"))
     assert "quarantine" in line
+
+
+# a scikit-learn estimator as it is, which cannot take the processor's pandas categoricals
+FOREST = [
+    "model=logistic",
+    "model.estimator._target_=sklearn.ensemble.RandomForestClassifier",
+    "~model.params.C",
+    "~model.params.max_iter",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("overrides", "said"),
+    [
+        (
+            ["model.params.n_estimators=-5"],
+            "LGBMClassifier refused to fit: ValueError: Number of boosting rounds",
+        ),
+        (FOREST, "RandomForestClassifier refused to fit: ValueError: could not convert string to float"),
+        ([*FOREST, "train.mode=cv"], "RandomForestClassifier refused to fit: ValueError: could not convert"),
+    ],
+    ids=["lightgbm-params", "forest", "forest-cv"],
+)
+def test_an_estimator_refusing_its_config_is_one_line(
+    marvel_main, marvel_home: Path, mlflow_db: Path, overrides: list[str], said: str
+) -> None:
+    """The schema lets these through (the values have the right types); the estimator's own fit refuses them.
+    That is the config's to fix: one line naming the estimator and what it said, and the run is FAILED."""
+    with_mlflow_db(marvel_home, mlflow_db)
+    line = _one_line_error(marvel_main("stages=[process,train]", "data.n_rows=600", *overrides))
+    assert said in line
+    assert "check model.params" in line
+    assert "docs/architecture.md" in line
+    with sqlite3.connect(marvel_home / "mlflow.db") as db:
+        assert {r[0] for r in db.execute("select status from runs")} == {"FAILED"}
 
 
 @pytest.mark.parametrize(

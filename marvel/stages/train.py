@@ -24,7 +24,7 @@ from marvel.core.sources import Lineage
 from marvel.core.tables import TableRef
 from marvel.core.tracking import run_tags
 from marvel.training.evaluation import plot_confusion, plot_roc
-from marvel.training.pipeline import build_pipeline, fingerprint, split_xy
+from marvel.training.pipeline import build_pipeline, fingerprint, fit, split_xy
 from marvel.training.registry import Names, register_and_promote, registered_with, unchanged
 from marvel.training.selection import cross_validate, summarise
 
@@ -157,7 +157,7 @@ def run(ctx: RunContext) -> TrainResult | CVResult:
 
     pipeline = build_pipeline(cfg)
     log.info("fitting %s on %d rows", cfg.model.name, len(X_train))
-    pipeline.fit(X_train, y_train)
+    fit(pipeline, X_train, y_train)
     # the processor's output must satisfy the Features contract on both sets (transform, not fit_transform)
     Features.validate(pipeline[:-1].transform(X_train.head(2000)))
     Features.validate(pipeline[:-1].transform(X_test))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import traceback
 from typing import Any
 
 import numpy as np
@@ -10,6 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from sklearn.pipeline import Pipeline
 
+from marvel.core.errors import MarvelError
 from marvel.core.schemas import INPUT_COLUMNS, TARGET
 from marvel.core.sources import digest
 
@@ -19,6 +21,37 @@ def build_pipeline(cfg: DictConfig) -> Pipeline:
     params: dict[str, Any] = OmegaConf.to_container(cfg.model.params, resolve=True)  # type: ignore[assignment]
     estimator = instantiate(cfg.model.estimator, **params, _convert_="all")
     return Pipeline([("processor", processor), ("model", estimator)])
+
+
+def fit(pipeline: Any, X: pd.DataFrame, y: np.ndarray) -> Any:
+    """`pipeline.fit(X, y)` (a `build_pipeline` pipeline, or any estimator), with the estimator's refusal as a
+    user error.
+
+    The estimator is whatever `model.estimator._target_` names, with `model.params` as given: when its `fit`
+    refuses (a parameter out of its range, input it cannot take, such as pandas categoricals for a random
+    forest) the fix is in the config, so the run ends with one line naming the estimator and what it said, not
+    a traceback from inside it. An error anywhere else (the processor is ours) keeps its traceback.
+    """
+    estimator = pipeline[-1] if isinstance(pipeline, Pipeline) else pipeline
+    try:
+        return pipeline.fit(X, y)
+    except Exception as exc:
+        if not _raised_in_fit_of(estimator, exc):
+            raise
+        target = f"{type(estimator).__module__}.{type(estimator).__qualname__}"
+        said = " ".join(str(exc).split()) or "no message"
+        raise MarvelError(
+            f"the model's estimator {target} refused to fit: {type(exc).__name__}: {said} (check model.params, "
+            "and that it takes the processor's output: pandas categoricals and missing values; "
+            "docs/architecture.md, 'a model')"
+        ) from exc
+
+
+def _raised_in_fit_of(estimator: Any, exc: BaseException) -> bool:
+    return any(
+        frame.f_code.co_name == "fit" and frame.f_locals.get("self") is estimator
+        for frame, _ in traceback.walk_tb(exc.__traceback__)
+    )
 
 
 def fingerprint(cfg: DictConfig, data: dict[str, Any], code: str) -> str:

@@ -13,6 +13,7 @@ import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 
 from marvel.core.metrics import METRICS, majority_baseline, score
+from marvel.training.pipeline import fit
 
 
 def cross_validate(
@@ -29,8 +30,7 @@ def cross_validate(
     model: dict[str, list[float]] = {m: [] for m in METRICS}
     baseline: dict[str, list[float]] = {m: [] for m in METRICS}
     for fit_idx, val_idx in splitter.split(np.zeros(len(y)), y):
-        pipe = make_pipeline()
-        pipe.fit(X.iloc[fit_idx], y[fit_idx])
+        pipe = fit(make_pipeline(), X.iloc[fit_idx], y[fit_idx])
         proba = pipe.predict_proba(X.iloc[val_idx])[:, 1]
         for m, v in score(y[val_idx], proba, threshold).items():
             model[m].append(v)
