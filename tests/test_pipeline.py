@@ -102,6 +102,14 @@ def test_stages_run_separately_share_tables(run_marvel) -> None:
     assert trained.train.rows == processed.process.rows
 
 
+def test_a_stage_is_a_module_and_one_config_line(trained: Path, run_marvel) -> None:
+    """A user's stage (tests/user_stage.py, outside marvel) runs on the shared tables and is summarised."""
+    result = run_marvel("+stage_runners.count=user_stage.run", "stages=[count]")
+    (line,) = [s.strip() for s in result.summary().splitlines() if s.strip().startswith("count:")]
+    train = DeltaTableStore(trained / "lake").read("train_set")
+    assert line == f"count: {len(train)} training rows, {int(train['Alive'].sum())} alive"
+
+
 def test_bad_rows_are_quarantined_and_counted(run_marvel, marvel_home: Path) -> None:
     results = run_marvel("data.dirty_rate=0.05")
     rows = results.process.rows

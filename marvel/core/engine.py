@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from hydra.utils import get_method, instantiate
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from marvel.core import settings
@@ -45,7 +45,7 @@ def stage_runner(cfg: DictConfig, name: str) -> StageRunner:
         raise MarvelError(
             f"unknown stage '{name}': choose from {sorted(runners)}, e.g. stages=[process,train]"
         )
-    runner: StageRunner = get_method(str(runners[name]))
+    runner: StageRunner = settings.function_at(f"stage_runners.{name}", str(runners[name]))
     return runner
 
 

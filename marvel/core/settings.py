@@ -394,10 +394,20 @@ def target_parameters(target: str) -> tuple[dict[str, Any], bool]:
     return params, open_ended
 
 
-def _not_importable(path: str, target: str, exc: BaseException) -> MarvelError:
+def _not_importable(key: str, target: str, exc: BaseException) -> MarvelError:
     # Hydra's message spans three lines ("Error loading ...:", the ImportError, "Are you sure ..."): one here
     said = "; ".join(line.strip().rstrip(":") for line in str(exc).splitlines() if line.strip())
-    return MarvelError(f"bad configuration: {path}._target_ {target} cannot be imported ({said})")
+    return MarvelError(f"bad configuration: {key} {target} cannot be imported ({said})")
+
+
+def function_at(key: str, dotted: str) -> Any:
+    """The function a config value names (`stage_runners.train: marvel.stages.train.run`), or a one-line
+    `MarvelError` naming the key."""
+    with _quiet(logging.getLogger("hydra.utils")):
+        try:
+            return get_method(dotted)
+        except Exception as exc:
+            raise _not_importable(key, dotted, exc) from None
 
 
 def check_target(value: Any, path: str) -> None:
@@ -409,9 +419,9 @@ def check_target(value: Any, path: str) -> None:
     except ModuleNotFoundError as exc:
         if exc.name and not exc.name.startswith("marvel"):
             return  # an optional dependency (pyspark on a laptop planning +env=prd): the part checks itself
-        raise _not_importable(path, target, exc) from None
+        raise _not_importable(f"{path}._target_", target, exc) from None
     except Exception as exc:
-        raise _not_importable(path, target, exc) from None
+        raise _not_importable(f"{path}._target_", target, exc) from None
     for key, item in value.items():
         if key.startswith("_") and key.endswith("_"):
             continue  # Hydra's own keys (_target_, _convert_, _partial_)
