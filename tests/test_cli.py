@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import Invocation, with_mlflow_db
 
+from marvel.core.errors import one_line
+
 
 def _one_line_error(proc: Invocation) -> str:
     assert proc.returncode != 0, proc.stdout + proc.stderr
@@ -86,6 +88,35 @@ def test_an_estimator_refusing_its_config_is_one_line(
     assert "docs/architecture.md" in line
     with sqlite3.connect(marvel_home / "mlflow.db") as db:
         assert {r[0] for r in db.execute("select status from runs")} == {"FAILED"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("overrides", "said"),
+    [
+        (["data.n_rows=10", "split.test_size=0.5", "stages=[process]"], "cannot split 10 valid rows ("),
+        (
+            ["data.n_rows=30", "train.mode=cv", "cv.folds=20"],
+            "cv.folds=20 needs at least 20 training rows of",
+        ),
+    ],
+    ids=["split", "cv-folds"],
+)
+def test_too_few_rows_for_the_split_or_the_folds_is_one_line(
+    marvel_main, marvel_home: Path, mlflow_db: Path, overrides: list[str], said: str
+) -> None:
+    """sklearn refuses (or, for folds, warns and scores nan): the line says which setting and what to change."""
+    with_mlflow_db(marvel_home, mlflow_db)
+    line = _one_line_error(marvel_main(*overrides))
+    assert said in line
+    assert "use more rows" in line
+
+
+def test_a_message_over_several_lines_keeps_its_reason() -> None:
+    """Hydra puts the reason on the line after "Error in call to target 'x':"; the one line keeps both."""
+    exc = ValueError("Error in call to target 'x':\n  TypeError('takes no arguments')\nfull_key: data\n")
+    assert one_line(exc) == "Error in call to target 'x'; TypeError('takes no arguments'); full_key: data"
+    assert one_line(ValueError()) == "ValueError"
 
 
 @pytest.mark.parametrize(

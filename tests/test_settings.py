@@ -55,6 +55,10 @@ def test_databricks_envs_with_their_ab_deploy_fit_the_schema() -> None:
         # LightGBM takes any keyword, its own parameter names; those its signature names are still checked
         (["model.params.learning_rate=abc"], "model.params.learning_rate must be a number, got 'abc'"),
         (
+            ["data._target_=marvel.core.sources.DataSource"],
+            "Error in call to target 'marvel.core.sources.DataSource'; TypeError('DataSource() takes no arguments')",
+        ),
+        (
             ["+stage_runners.count=nope.run", "stages=[count]"],
             "stage_runners.count nope.run cannot be imported (Error loading 'nope.run'; ModuleNotFoundError",
         ),

@@ -37,6 +37,18 @@ def _debug() -> bool:
     return os.environ.get("MARVEL_DEBUG") == "1"
 
 
+def exit_if_users(exc: Exception) -> None:
+    """Exit with one line when `exc` is the user's to fix (a `MarvelError`, a configuration Hydra or OmegaConf
+    refused); return when it is a bug, or under MARVEL_DEBUG=1, for the caller to re-raise with its traceback."""
+    if _debug():
+        return
+    found = _user_error(exc)
+    if found is not None:
+        exit_with(one_line(found), found.exit_code)
+    if isinstance(exc, HydraException | OmegaConfBaseException):
+        exit_with(f"bad configuration: {one_line(exc)} (python -m marvel --help lists the options)")
+
+
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
 def _app(cfg: DictConfig) -> float | None:
     # imported here, not at the top: `--help` and a bad override answer without loading MLflow, pandas and
@@ -54,10 +66,8 @@ def _app(cfg: DictConfig) -> float | None:
         results = run(cfg, out_dir=Path(hydra_cfg.runtime.output_dir), extra_tags=tags, overrides=overrides)
     except Exception as exc:
         # exit here, inside the job: past this point Hydra would add its own "Error executing job" line
-        found = _user_error(exc)
-        if found is None or _debug():
-            raise
-        exit_with(one_line(found), found.exit_code)
+        exit_if_users(exc)
+        raise
     # a sweep's optimiser reads the returned value; plain runs ignore it
     train = results.train
     return train.metrics.get(cfg.promotion.metric) if isinstance(train, TrainResult) else None
@@ -85,11 +95,5 @@ def main() -> None:
     try:
         _app()
     except Exception as exc:
-        found = _user_error(exc)
-        if found is None and not isinstance(exc, HydraException | OmegaConfBaseException):
-            raise
-        if _debug():
-            raise
-        if found is not None:
-            exit_with(one_line(found), found.exit_code)
-        exit_with(f"bad configuration: {one_line(exc)} (python -m marvel --help lists the options)")
+        exit_if_users(exc)
+        raise

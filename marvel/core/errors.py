@@ -18,8 +18,10 @@ class MarvelError(Exception):
 
 
 def one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    """`exc`'s message as one line. A message over several lines (Hydra's "Error in call to target 'x':" and
+    the cause below it) has them joined with "; ": the reason is often on a later line."""
+    lines = [line.strip().rstrip(":") for line in str(exc).splitlines() if line.strip()]
+    return "; ".join(lines) if lines else type(exc).__name__
 
 
 def exit_with(message: str, code: int = 2) -> NoReturn:

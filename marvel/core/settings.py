@@ -25,7 +25,7 @@ from hydra.utils import get_class, get_method
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
-from marvel.core.errors import MarvelError
+from marvel.core.errors import MarvelError, one_line
 
 GROUPS = ("data", "features", "model", "deploy", "monitor", "env")
 # keys of older releases: what replaced them (named in the error, so an old command line says what to type)
@@ -395,9 +395,7 @@ def target_parameters(target: str) -> tuple[dict[str, Any], bool]:
 
 
 def _not_importable(key: str, target: str, exc: BaseException) -> MarvelError:
-    # Hydra's message spans three lines ("Error loading ...:", the ImportError, "Are you sure ..."): one here
-    said = "; ".join(line.strip().rstrip(":") for line in str(exc).splitlines() if line.strip())
-    return MarvelError(f"bad configuration: {key} {target} cannot be imported ({said})")
+    return MarvelError(f"bad configuration: {key} {target} cannot be imported ({one_line(exc)})")
 
 
 def function_at(key: str, dotted: str) -> Any:

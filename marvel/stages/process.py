@@ -21,9 +21,9 @@ import marvel
 from marvel.core import catalog
 from marvel.core.cards import Card
 from marvel.core.context import RunContext
-from marvel.core.errors import MarvelError
+from marvel.core.errors import MarvelError, one_line
 from marvel.core.results import ProcessResult, RowCounts, TableVersions
-from marvel.core.schemas import TARGET, ProcessStats, SplitTable
+from marvel.core.schemas import LABELS, TARGET, ProcessStats, SplitTable
 from marvel.core.sources import DataSource, Lineage
 
 log = logging.getLogger(__name__)
@@ -122,12 +122,20 @@ def _process(ctx: RunContext, source: DataSource, fp: str) -> ProcessResult:
             f"most often for {top!r}); fix the input, the rows are in {store.uri(catalog.QUARANTINE)}"
         )
 
-    train, test = train_test_split(
-        rows,
-        test_size=cfg.split.test_size,
-        random_state=cfg.split.seed,
-        stratify=rows[TARGET] if cfg.split.stratify else None,
-    )
+    try:
+        train, test = train_test_split(
+            rows,
+            test_size=cfg.split.test_size,
+            random_state=cfg.split.seed,
+            stratify=rows[TARGET] if cfg.split.stratify else None,
+        )
+    except ValueError as exc:  # too few rows of a class for a stratified split, or for the test size
+        names = {v: k for k, v in LABELS.items()}
+        classes = ", ".join(f"{n} {names.get(v, v)}" for v, n in rows[TARGET].value_counts().items())
+        raise MarvelError(
+            f"cannot split {len(rows)} valid rows ({classes}) with split.test_size={cfg.split.test_size}"
+            f"{' and split.stratify=true' if cfg.split.stratify else ''}: {one_line(exc)}; use more rows"
+        ) from exc
     train = train.sort_values("Id").reset_index(drop=True)
     test = test.sort_values("Id").reset_index(drop=True)
     versions = TableVersions(

@@ -11,7 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from sklearn.pipeline import Pipeline
 
-from marvel.core.errors import MarvelError
+from marvel.core.errors import MarvelError, one_line
 from marvel.core.schemas import INPUT_COLUMNS, TARGET
 from marvel.core.sources import digest
 
@@ -39,9 +39,8 @@ def fit(pipeline: Any, X: pd.DataFrame, y: np.ndarray) -> Any:
         if not _raised_in_fit_of(estimator, exc):
             raise
         target = f"{type(estimator).__module__}.{type(estimator).__qualname__}"
-        said = " ".join(str(exc).split()) or "no message"
         raise MarvelError(
-            f"the model's estimator {target} refused to fit: {type(exc).__name__}: {said} (check model.params, "
+            f"the model's estimator {target} refused to fit: {type(exc).__name__}: {one_line(exc)} (check model.params, "
             "and that it takes the processor's output: pandas categoricals and missing values; "
             "docs/architecture.md, 'a model')"
         ) from exc

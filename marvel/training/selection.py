@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 
+from marvel.core.errors import MarvelError
 from marvel.core.metrics import METRICS, majority_baseline, score
 from marvel.training.pipeline import fit
 
@@ -26,6 +27,12 @@ def cross_validate(
     threshold: float = 0.5,
 ) -> dict[str, dict[str, list[float]]]:
     """Per-fold metrics of the model and of the always-majority baseline, on validation folds of X."""
+    fewest = int(np.bincount(y).min()) if len(y) else 0
+    if fewest < folds:  # sklearn warns and scores folds missing a class as nan, or refuses: say it here
+        raise MarvelError(
+            f"cv.folds={folds} needs at least {folds} training rows of each class, the fewest here are "
+            f"{fewest}: lower cv.folds or use more rows"
+        )
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     model: dict[str, list[float]] = {m: [] for m in METRICS}
     baseline: dict[str, list[float]] = {m: [] for m in METRICS}
