@@ -121,7 +121,18 @@ def test_a_message_over_several_lines_keeps_its_reason() -> None:
 
 @pytest.mark.parametrize(
     ("override", "expected"),
-    [("model=xgboost", "model/xgboost"), ("nosuchkey=1", "nosuchkey"), ("stages=[fly]", "unknown stage")],
+    [
+        (
+            "model=xgboost",
+            "Could not find 'model/xgboost'; the options are lightgbm, lightgbm_tuned, logistic",
+        ),
+        (
+            "+experiment=nope",
+            "'experiment/nope'; the options are drift, feature_sets, lightgbm_grid, model_families",
+        ),
+        ("nosuchkey=1", "nosuchkey"),
+        ("stages=[fly]", "unknown stage"),
+    ],
 )
 def test_bad_override(marvel_main, override: str, expected: str) -> None:
     assert expected in _one_line_error(marvel_main(override))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import HydraException
+from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
@@ -45,6 +45,10 @@ def exit_if_users(exc: Exception) -> None:
     found = _user_error(exc)
     if found is not None:
         exit_with(one_line(found), found.exit_code)
+    if isinstance(exc, MissingConfigException) and exc.options:
+        # Hydra's message goes on to list the options and its search path, a line each: the options suffice
+        (first, *_) = str(exc).splitlines()
+        exit_with(f"bad configuration: {first}; the options are {', '.join(exc.options)}")
     if isinstance(exc, HydraException | OmegaConfBaseException):
         exit_with(f"bad configuration: {one_line(exc)} (python -m marvel --help lists the options)")
 
@@ -88,7 +92,8 @@ def main() -> None:
                 print("\nkeys (the chosen option of each group; python -m marvel --help <group> for one):\n")
                 print(all_keys(CONFIG_DIR, chosen))
         except (HydraException, OmegaConfBaseException) as exc:
-            exit_with(f"bad configuration: {one_line(exc)} (python -m marvel --help lists the options)")
+            exit_if_users(exc)
+            raise
         return
     # we report errors ourselves, as one line
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
