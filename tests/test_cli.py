@@ -6,6 +6,7 @@ calls); one real subprocess run checks the whole thing end to end.
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 from pathlib import Path
 
@@ -110,6 +111,24 @@ def test_too_few_rows_for_the_split_or_the_folds_is_one_line(
     line = _one_line_error(marvel_main(*overrides))
     assert said in line
     assert "use more rows" in line
+
+
+@pytest.mark.slow
+def test_a_spark_server_that_is_not_there_is_one_line_at_once(
+    marvel_main, marvel_home: Path, mlflow_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Connect client would retry a refused connection, silently, for many minutes; the token in the URL
+    is not printed."""
+    with socket.socket() as s:  # a port nobody listens on: bound, never listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        monkeypatch.setenv("SPARK_REMOTE", f"sc://127.0.0.1:{port}/;token=tok-not-for-logs")
+        with_mlflow_db(marvel_home, mlflow_db)
+        proc = marvel_main("+env=spark", "stages=[process]", "data.n_rows=500")
+    line = _one_line_error(proc)
+    assert f"no Spark Connect server answers at 127.0.0.1:{port}" in line
+    assert "SPARK_REMOTE" in line
+    assert "tok-not-for-logs" not in proc.stdout + proc.stderr
 
 
 def test_a_message_over_several_lines_keeps_its_reason() -> None:

@@ -21,6 +21,7 @@ import socket
 import sys
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from pyspark.sql import SparkSession
 from pyspark.sql.connect.session import SparkSession as ConnectSession
@@ -34,6 +35,7 @@ LAPTOP_NEEDS = (
     "wheel installed on that cluster; dry_run=true shows the plan without either"
 )
 
+DEFAULT_PORT = 15002  # Spark Connect's, when an sc:// URL names none
 _session: Any = None  # the Connect session this process made (or was handed)
 _local_url: str | None = None  # the sc:// URL of the local Connect server this process started
 
@@ -78,6 +80,24 @@ def local_url() -> str | None:
     return _local_url
 
 
+def answers(url: str, timeout: float = 10.0) -> None:
+    """Raise `MarvelError` unless something listens where the ``sc://`` URL points.
+
+    The Connect client retries a refused connection with backoff for many minutes, silently, on every call;
+    a server that is not there is the user's to fix, and is said at once. Only host and port are printed: the
+    rest of the URL may hold a token.
+    """
+    where = urlsplit(url.replace("sc://", "http://", 1))
+    host, port = where.hostname or "localhost", where.port or DEFAULT_PORT
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        raise MarvelError(
+            f"no Spark Connect server answers at {host}:{port} ({exc.strerror or exc}): start it, or point "
+            "SPARK_REMOTE (or env.spark.remote) at one; local[2] starts one in this process"
+        ) from None
+
+
 def remote_url(settings: Mapping[str, Any]) -> str | None:
     """Where Spark is: PySpark's ``SPARK_REMOTE`` first, then the config's ``remote``; None for neither."""
     url = os.environ.get("SPARK_REMOTE") or settings.get("remote")
@@ -102,6 +122,8 @@ def get_spark(settings: Mapping[str, Any] | None = None) -> Any:
             if url.startswith("local"):
                 conf.setdefault("spark.app.name", settings.get("app_name") or "marvel")
                 url = start_local_server(url, conf)
+            else:
+                answers(url)
             # pyspark.sql.functions then builds Connect columns, as under PySpark's own remote()
             os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"
             spark = ConnectSession.builder.remote(url).getOrCreate()
