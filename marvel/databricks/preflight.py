@@ -6,11 +6,13 @@ import configparser
 import os
 from importlib.metadata import PackageNotFoundError, metadata
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from omegaconf import DictConfig
 from packaging.specifiers import SpecifierSet
 
 from marvel.core.errors import MarvelError
+from marvel.core.net import unreachable
 from marvel.core.preflight import Preflight
 from marvel.core.results import RunResult, TrainResult
 from marvel.databricks.jobs import set_task_value
@@ -28,20 +30,32 @@ LAPTOP_NEEDS = (
 )
 
 
-def databricks_credentials(profile: str | None) -> str | None:
-    """Where credentials come from: env vars, or the profile in ~/.databrickscfg; None if neither."""
-    if os.environ.get("DATABRICKS_HOST") and (
-        os.environ.get("DATABRICKS_TOKEN") or os.environ.get("DATABRICKS_CLIENT_ID")
-    ):
-        return "environment"
+def _workspace(profile: str | None) -> tuple[str, str] | None:
+    """(where the credentials come from, the workspace host they name); None if there are none."""
+    host = os.environ.get("DATABRICKS_HOST")
+    if host and (os.environ.get("DATABRICKS_TOKEN") or os.environ.get("DATABRICKS_CLIENT_ID")):
+        return "environment", host
     profile = os.environ.get("DATABRICKS_CONFIG_PROFILE") or profile
     cfg_file = Path(os.environ.get("DATABRICKS_CONFIG_FILE", "~/.databrickscfg")).expanduser()
     if profile and cfg_file.is_file():
         parser = configparser.ConfigParser()
         parser.read(cfg_file)
         if parser.has_section(profile) and parser.has_option(profile, "host") and parser.get(profile, "host"):
-            return f"profile {profile}"
+            return f"profile {profile}", parser.get(profile, "host")
     return None
+
+
+def check_reachable(host: str, where: str) -> None:
+    """A one-line MarvelError unless the workspace answers: MLflow's and the SDK's clients retry an
+    unreachable host for minutes per call, silently (measured: a deploy to a refused port ran > 6 minutes)."""
+    url = urlsplit(host if "://" in host else f"https://{host}")
+    port = url.port or (80 if url.scheme == "http" else 443)
+    why = unreachable(url.hostname or host, port)
+    if why is not None:
+        raise MarvelError(
+            f"the Databricks workspace {url.hostname}:{port} (from {where}) does not answer ({why}): check "
+            "the host and the network; dry_run=true shows the plan without it"
+        )
 
 
 def wheel_requires_python() -> str | None:
@@ -98,7 +112,8 @@ class DatabricksPreflight(Preflight):
         if self.profile and not os.environ.get("DATABRICKS_HOST"):
             # the SDK, MLflow ("databricks" URIs) and databricks-connect all read the profile from here
             os.environ.setdefault("DATABRICKS_CONFIG_PROFILE", self.profile)
-        if databricks_credentials(self.profile) is None:
+        workspace = _workspace(self.profile)
+        if workspace is None:
             raise MarvelError(
                 f"no Databricks credentials for env {cfg.env.name}: set DATABRICKS_HOST and DATABRICKS_TOKEN, "
                 f"or add profile [{self.profile}] to ~/.databrickscfg (dry_run=true shows the plan without them)"
@@ -111,6 +126,8 @@ class DatabricksPreflight(Preflight):
         spark_stages = [s for s in cfg.stages if s not in REST_ONLY_STAGES]
         if spark_stages and not os.environ.get("SPARK_REMOTE") and not has_databricks_connect():
             raise MarvelError(LAPTOP_NEEDS.format(stages=",".join(spark_stages), env=cfg.env.name))
+        where, host = workspace
+        check_reachable(host, where)
 
     def plan_lines(self, cfg: DictConfig) -> list[str]:
         lines = []

@@ -27,6 +27,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql.connect.session import SparkSession as ConnectSession
 
 from marvel.core.errors import MarvelError
+from marvel.core.net import unreachable
 from marvel.databricks.runtime import on_databricks
 
 LAPTOP_NEEDS = (
@@ -89,13 +90,12 @@ def answers(url: str, timeout: float = 10.0) -> None:
     """
     where = urlsplit(url.replace("sc://", "http://", 1))
     host, port = where.hostname or "localhost", where.port or DEFAULT_PORT
-    try:
-        socket.create_connection((host, port), timeout=timeout).close()
-    except OSError as exc:
+    why = unreachable(host, port, timeout)
+    if why is not None:
         raise MarvelError(
-            f"no Spark Connect server answers at {host}:{port} ({exc.strerror or exc}): start it, or point "
+            f"no Spark Connect server answers at {host}:{port} ({why}): start it, or point "
             "SPARK_REMOTE (or env.spark.remote) at one; local[2] starts one in this process"
-        ) from None
+        )
 
 
 def remote_url(settings: Mapping[str, Any]) -> str | None:
