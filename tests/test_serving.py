@@ -4,6 +4,7 @@ HTTP, and the inference table read back from the Delta lake."""
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -458,3 +459,19 @@ def test_sigterm_after_concurrent_requests_leaves_exactly_one_row_per_request(ho
             assert row.date == pd.Timestamp(replay_start + i * 60_000, unit="ms").normalize()
         else:
             assert abs(row.timestamp_ms - time.time() * 1000) < 600_000
+
+
+def test_an_address_it_cannot_listen_on_is_one_line_with_its_fix(trained: Path, marvel_main) -> None:
+    """A port in use (or privileged) wants another port; an address this machine does not have, another host."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = marvel_main("stages=[deploy]", f"deploy.port={port}")
+    assert busy.returncode == 2
+    (line,) = busy.stderr.strip().splitlines()
+    assert line.startswith(f"marvel: cannot listen on 127.0.0.1:{port} (")
+    assert line.endswith("; try deploy.port=0")
+    elsewhere = marvel_main("stages=[deploy]", "deploy.host=256.1.1.1", "deploy.port=0")
+    assert elsewhere.returncode == 2
+    assert elsewhere.stderr.strip().endswith("; check deploy.host")

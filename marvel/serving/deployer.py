@@ -12,6 +12,7 @@ variants' aliases are resolved here, once, so every worker serves the same versi
 from __future__ import annotations
 
 import atexit
+import errno
 import logging
 import os
 import signal
@@ -272,9 +273,11 @@ class LocalDeployer:
         try:
             sock = bind(self.host, self.port)
         except OSError as exc:
-            raise MarvelError(
-                f"cannot listen on {self.host}:{self.port} ({exc}); try deploy.port=0"
-            ) from None
+            # taken or privileged: another port helps; an address this machine does not have: another host
+            fix = (
+                "try deploy.port=0" if exc.errno in (errno.EADDRINUSE, errno.EACCES) else "check deploy.host"
+            )
+            raise MarvelError(f"cannot listen on {self.host}:{self.port} ({exc}); {fix}") from None
         host, port = sock.getsockname()[:2]
         url = f"http://{host}:{port}"
         table_uri = ctx.store.uri(settings.inference_table)
