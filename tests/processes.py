@@ -20,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import warm  # noqa: F401 - pytest's workers too (tests/warm.py)
@@ -177,3 +177,12 @@ def forked_marvel(
     return subprocess.CompletedProcess(
         ["python", "-m", "marvel", *args], code, proc.output.read_text(), proc.errors.read_text()
     )
+
+
+def wait_for(what: str, done: Callable[[], bool], timeout: float = 120) -> None:
+    """Until `done()`: the moment a fault is injected is a state reached, not a time slept (on a loaded
+    machine a fixed sleep may come too early, on a quiet one it wastes seconds)."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, f"not reached in {timeout} s: {what}"
+        time.sleep(0.02)

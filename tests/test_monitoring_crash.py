@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 from conftest import REPO, clone_home, make_config
 from monitoring_helpers import STEP, T0, scorer, table, use_registry
-from processes import Marvel
+from processes import Marvel, wait_for
 
 from marvel.core.engine import run
 from marvel.core.tables import DeltaTableStore
@@ -213,3 +213,39 @@ def test_the_lakes_exercise_what_they_claim(lakes: dict[str, Path]) -> None:
     assert set(state["status"]) == {"planned", "committed"}
     assert np.isin(["failed-1"], store.read("custom_model_payload")["databricks_request_id"]).all()
     assert store.version("labels") == 1
+
+
+@pytest.mark.slow
+def test_an_overlapping_refresh_waits_and_takes_over_from_a_killed_one(
+    lakes: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two schedulers' refreshes at once: the second waits for the first (it would otherwise take the first's
+    uncommitted plan for a crashed one and run it beside it); when the first is killed, the second resumes its
+    plan and the tables are those of one uninterrupted refresh."""
+    monkeypatch.delenv("MARVEL_MONITOR_HOLD_AFTER_COMMIT", raising=False)
+    reference = clone_home(lakes["full"], tmp_path / "reference")
+    refresh_in_process(reference)
+    home = clone_home(lakes["full"], tmp_path / "home")
+    lake = home / "lake"
+    before = commits(lake)
+    env = {**os.environ, "MARVEL_HOME": str(home)}
+    first = Marvel(
+        REFRESH, cwd=REPO, env={**env, "MARVEL_MONITOR_HOLD_AFTER_COMMIT": "1"}, output=tmp_path / "1.log"
+    )
+    second: Marvel | None = None
+    try:
+        wait_for("the first refresh's plan is committed", lambda: len(commits(lake) - before) == 1)
+        second = Marvel(REFRESH, cwd=REPO, env=env, output=tmp_path / "2.log")
+        wait_for("the second refresh waits", lambda: "another refresh of model_monitoring" in second.text())
+        assert len(commits(lake) - before) == 1  # it waited, and wrote nothing
+        assert second.poll() is None
+        first.kill()
+        assert second.wait(120) == 0, second.text()[-2000:]
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait(30)
+    assert first.returncode == -signal.SIGKILL
+    assert "resuming refresh 1, interrupted before it committed" in second.text()
+    assert_same(snapshot(home), snapshot(reference), "after the overlapping refresh")

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import requests
+from processes import wait_for
 from serving_kit import ENDPOINT, CliServer, config, home_with_challenger, post, serve, table
 
 from marvel.core.engine import run
@@ -58,15 +59,6 @@ def load(url: str, clients: int, stop: threading.Event, answered: list[Answer]) 
     with ThreadPoolExecutor(clients) as pool:
         for c in range(clients):
             pool.submit(client, c)
-
-
-def wait_for(what: str, done: Callable[[], bool], timeout: float = 120) -> None:
-    """Until `done()`: the moment a fault is injected is a state reached, not a time slept (on a loaded
-    machine a fixed sleep may come too early, on a quiet one it wastes seconds)."""
-    deadline = time.monotonic() + timeout
-    while not done():
-        assert time.monotonic() < deadline, f"not reached in {timeout} s: {what}"
-        time.sleep(0.05)
 
 
 def commits(home: Path, table_name: str) -> int:

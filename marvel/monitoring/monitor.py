@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from marvel.core.cards import Card
 from marvel.core.errors import MarvelError
+from marvel.core.locks import exclusive, machine_lock
 from marvel.core.schemas import INPUT_REQUIRED
 from marvel.core.settings import Between
 from marvel.core.tables import TableStore
@@ -166,6 +167,14 @@ class LocalMonitor:
                 "rows_added": 0,
                 "windows_refreshed": 0,
             }
+        # one refresh of a monitoring table at a time: a second (a scheduler's overlapping run) would take the
+        # first's uncommitted plan for a crashed one and redo it beside it, and report its alerts again
+        lock = machine_lock(store.uri(self.monitoring_table))
+        waiting = f"monitor: another refresh of {self.monitoring_table} is running; waiting for it to end"
+        with exclusive(lock, waiting):
+            return self._refresh(ctx, started)
+
+    def _refresh(self, ctx: Any, started: float) -> dict[str, Any]:
         run_id = str(getattr(ctx, "run_id", "") or "")
         outcomes: list[Outcome] = []
         pending = self.pending()

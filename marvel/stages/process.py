@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -22,6 +19,7 @@ from marvel.core import catalog
 from marvel.core.cards import Card
 from marvel.core.context import RunContext
 from marvel.core.errors import MarvelError, one_line
+from marvel.core.locks import exclusive
 from marvel.core.results import ProcessResult, RowCounts, TableVersions
 from marvel.core.schemas import LABELS, TARGET, ProcessStats, SplitTable
 from marvel.core.sources import DataSource, Lineage
@@ -71,17 +69,6 @@ def check(cfg: DictConfig) -> None:
     source.check()
 
 
-@contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def run(ctx: RunContext) -> ProcessResult:
     """Process once per distinct data+split config within a sweep; always in a plain run."""
     cfg = ctx.cfg
@@ -90,7 +77,8 @@ def run(ctx: RunContext) -> ProcessResult:
     if not cfg.get("parent_run_id"):
         return _process(ctx, source, fp)
     # sweep jobs (maybe in parallel processes) share one processing: the first computes, the others reuse
-    with _lock(Path(cfg.paths.root) / "locks" / f"process-{fp}.lock"):
+    waiting = "process: another job is processing the same data and split; waiting to reuse its tables"
+    with exclusive(Path(cfg.paths.root) / "locks" / f"process-{fp}.lock", waiting):
         hit = _reuse(ctx, fp)
         if hit is None:
             return _process(ctx, source, fp)
