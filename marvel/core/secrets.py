@@ -101,7 +101,9 @@ def secret_values(cfg: DictConfig | None = None, overrides: Iterable[str] = ()) 
         key, sep, value = override.partition("=")
         if sep and is_secret(key) and value not in ("", "null"):
             found.add(value)
-    found |= {v for k, v in os.environ.items() if is_secret(k) and v}
+    # keys first, then each value: items() reads a key another thread may have just removed (MLflow's
+    # telemetry thread drops _MLFLOW_TELEMETRY_SESSION_ID), a KeyError seen in the suite
+    found |= {v for k in list(os.environ) if is_secret(k) and (v := os.environ.get(k))}
     return {v for v in found if len(v) >= MIN_SCRUB}
 
 
