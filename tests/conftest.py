@@ -8,10 +8,11 @@ import gc
 import logging
 import os
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -109,6 +110,15 @@ def real_data_path() -> Path | None:
     candidates = [Path(env)] if env else []
     candidates.append(REPO.parent / "shared" / "data" / "marvel_sample.csv")
     return next((p.resolve() for p in candidates if p.is_file()), None)
+
+
+@pytest.fixture
+def refused_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that refuses connections for the whole test: bound, so nothing else takes it, and
+    never listening."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield s.getsockname()[1]
 
 
 @pytest.fixture(autouse=True)

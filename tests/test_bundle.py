@@ -5,7 +5,6 @@ Python the wheel accepts; `dry_run` plans name the right Unity Catalog tables, m
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
 import sys
 import tomllib
@@ -289,33 +288,30 @@ def test_prd_without_credentials_is_one_line(tmp_path: Path) -> None:
 
 
 def test_a_workspace_that_does_not_answer_is_one_line_at_once(
-    marvel_main, monkeypatch: pytest.MonkeyPatch
+    marvel_main, refused_port: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """MLflow's and the SDK's clients would retry a refused host for minutes, silently."""
-    with socket.socket() as s:  # bound, never listening: connections to it are refused
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        monkeypatch.setenv("DATABRICKS_HOST", f"http://127.0.0.1:{port}")
-        monkeypatch.setenv("DATABRICKS_TOKEN", "dapi-not-for-logs")
-        for proxy in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
-            monkeypatch.delenv(proxy, raising=False)
-        proc = marvel_main("+env=dev", "stages=[deploy]", "deploy=databricks")
+    port = refused_port
+    monkeypatch.setenv("DATABRICKS_HOST", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("DATABRICKS_TOKEN", "dapi-not-for-logs")
+    for proxy in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(proxy, raising=False)
+    proc = marvel_main("+env=dev", "stages=[deploy]", "deploy=databricks")
     assert proc.returncode == 2
     (line,) = proc.stderr.strip().splitlines()
     assert f"the Databricks workspace 127.0.0.1:{port} (from environment) does not answer" in line
     assert "dapi-not-for-logs" not in proc.stdout + proc.stderr
 
 
-def test_behind_a_proxy_the_direct_probe_is_not_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_behind_a_proxy_the_direct_probe_is_not_asked(
+    refused_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The clients go through the proxy: a refused direct connection would say nothing about them."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        monkeypatch.delenv("NO_PROXY", raising=False)
-        monkeypatch.delenv("no_proxy", raising=False)
-        assert unreachable("127.0.0.1", port) is not None
-        monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
-        assert unreachable("127.0.0.1", port) is None
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    assert unreachable("127.0.0.1", refused_port) is not None
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    assert unreachable("127.0.0.1", refused_port) is None
 
 
 @pytest.mark.slow

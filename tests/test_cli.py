@@ -6,7 +6,6 @@ calls); one real subprocess run checks the whole thing end to end.
 
 from __future__ import annotations
 
-import socket
 import sqlite3
 from pathlib import Path
 
@@ -114,14 +113,14 @@ def test_too_few_rows_for_the_split_or_the_folds_is_one_line(
 
 
 @pytest.mark.slow
-def test_a_spark_server_that_is_not_there_is_one_line_at_once(cli, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_spark_server_that_is_not_there_is_one_line_at_once(
+    cli, refused_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The Connect client would retry a refused connection, silently, for many minutes; the token in the URL
     is not printed. Its own process: this worker may already hold the Spark tests' session."""
-    with socket.socket() as s:  # a port nobody listens on: bound, never listening
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        monkeypatch.setenv("SPARK_REMOTE", f"sc://127.0.0.1:{port}/;token=tok-not-for-logs")
-        proc = cli("+env=spark", "stages=[process]", "data.n_rows=500")
+    port = refused_port
+    monkeypatch.setenv("SPARK_REMOTE", f"sc://127.0.0.1:{port}/;token=tok-not-for-logs")
+    proc = cli("+env=spark", "stages=[process]", "data.n_rows=500")
     line = _one_line_error(Invocation(proc.returncode, proc.stdout, proc.stderr))
     assert f"no Spark Connect server answers at 127.0.0.1:{port}" in line
     assert "SPARK_REMOTE" in line

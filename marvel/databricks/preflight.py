@@ -6,13 +6,12 @@ import configparser
 import os
 from importlib.metadata import PackageNotFoundError, metadata
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from omegaconf import DictConfig
 from packaging.specifiers import SpecifierSet
 
 from marvel.core.errors import MarvelError
-from marvel.core.net import unreachable
+from marvel.core.net import address, unreachable
 from marvel.core.preflight import Preflight
 from marvel.core.results import RunResult, TrainResult
 from marvel.databricks.jobs import set_task_value
@@ -48,12 +47,11 @@ def _workspace(profile: str | None) -> tuple[str, str] | None:
 def check_reachable(host: str, where: str) -> None:
     """A one-line MarvelError unless the workspace answers: MLflow's and the SDK's clients retry an
     unreachable host for minutes per call, silently (measured: a deploy to a refused port ran > 6 minutes)."""
-    url = urlsplit(host if "://" in host else f"https://{host}")
-    port = url.port or (80 if url.scheme == "http" else 443)
-    why = unreachable(url.hostname or host, port)
+    name, port = address(host)
+    why = unreachable(name, port)
     if why is not None:
         raise MarvelError(
-            f"the Databricks workspace {url.hostname}:{port} (from {where}) does not answer ({why}): check "
+            f"the Databricks workspace {name}:{port} (from {where}) does not answer ({why}): check "
             "the host and the network; dry_run=true shows the plan without it"
         )
 

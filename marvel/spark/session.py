@@ -21,13 +21,12 @@ import socket
 import sys
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from pyspark.sql import SparkSession
 from pyspark.sql.connect.session import SparkSession as ConnectSession
 
 from marvel.core.errors import MarvelError
-from marvel.core.net import unreachable
+from marvel.core.net import address, unreachable
 from marvel.databricks.runtime import on_databricks
 
 LAPTOP_NEEDS = (
@@ -36,7 +35,6 @@ LAPTOP_NEEDS = (
     "wheel installed on that cluster; dry_run=true shows the plan without either"
 )
 
-DEFAULT_PORT = 15002  # Spark Connect's, when an sc:// URL names none
 _session: Any = None  # the Connect session this process made (or was handed)
 _local_url: str | None = None  # the sc:// URL of the local Connect server this process started
 
@@ -88,8 +86,7 @@ def answers(url: str, timeout: float = 10.0) -> None:
     a server that is not there is the user's to fix, and is said at once. Only host and port are printed: the
     rest of the URL may hold a token.
     """
-    where = urlsplit(url.replace("sc://", "http://", 1))
-    host, port = where.hostname or "localhost", where.port or DEFAULT_PORT
+    host, port = address(url)
     why = unreachable(host, port, timeout)
     if why is not None:
         raise MarvelError(
